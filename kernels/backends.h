@@ -1,0 +1,77 @@
+// The per-backend implementations behind the operation headers. The dispatchers in kernels/*.cpp
+// validate shapes, then call cpu:: or cuda:: by the tensors' device. kernels/cpu/ implements cpu::,
+// kernels/cuda/ implements cuda:: (kernels/no_cuda.cpp throws "not built with CUDA" instead).
+//
+// How to add an operation: declare it in a kernels/<op>.h header, validate and dispatch in
+// kernels/<op>.cpp, declare the same signature in both namespaces here, implement it in
+// kernels/cpu/<op>.cpp, kernels/cuda/<op>.cu and kernels/reference/<op>.cpp, stub it in
+// kernels/no_cuda.cpp, and add a case to tests/kernels/ (the backend-comparison harness).
+#pragma once
+
+#include <span>
+
+#include "kernels/adamw.h"
+#include "kernels/attention.h"
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace longseq {
+
+#define LONGSEQ_DECLARE_BACKEND_OPERATIONS                                                          \
+  void flash_attention_forward(ComputeContext& context, const AttentionShape& shape,                \
+                               const AttentionOptions& options, const Tensor& q, const Tensor& k,   \
+                               const Tensor& v, const Tensor& out, const Tensor& lse);              \
+  void flash_attention_backward(ComputeContext& context, const AttentionShape& shape,               \
+                                const AttentionOptions& options, const Tensor& q, const Tensor& k,  \
+                                const Tensor& v, const Tensor& out, const Tensor& lse,              \
+                                const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k, \
+                                const Tensor& grad_v);                                              \
+  void softmax_attention_forward(ComputeContext& context, const AttentionShape& shape,              \
+                                 const AttentionOptions& options, const Tensor& q, const Tensor& k, \
+                                 const Tensor& v, const Tensor& out, const Tensor& lse);            \
+  void softmax_attention_backward(ComputeContext& context, const AttentionShape& shape,             \
+                                  const AttentionOptions& options, const Tensor& q,                 \
+                                  const Tensor& k, const Tensor& v, const Tensor& out,              \
+                                  const Tensor& lse, const Tensor& grad_out, const Tensor& grad_q,  \
+                                  const Tensor& grad_k, const Tensor& grad_v);                      \
+  void merge_attention_forward(ComputeContext& context, std::span<const Tensor> outs,               \
+                               std::span<const Tensor> lses, const Tensor& out, const Tensor& lse); \
+  void merge_attention_backward(ComputeContext& context, const Tensor& grad_out,                    \
+                                const Tensor& grad_lse, std::span<const Tensor> outs,               \
+                                std::span<const Tensor> lses, const Tensor& out, const Tensor& lse, \
+                                std::span<const Tensor> grad_outs, std::span<const Tensor> grad_lses); \
+  void gemm(ComputeContext& context, const Tensor& a, bool transpose_a, const Tensor& b,            \
+            bool transpose_b, const Tensor& c, float alpha, float beta);                            \
+  void layer_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& gamma,            \
+                          const Tensor& beta, float eps, const Tensor& y, const Tensor& mean,       \
+                          const Tensor& rstd);                                                      \
+  void layer_norm_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,          \
+                           const Tensor& gamma, const Tensor& mean, const Tensor& rstd,             \
+                           const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta); \
+  void rms_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& gamma, float eps,   \
+                        const Tensor& y, const Tensor& rstd);                                       \
+  void rms_norm_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,            \
+                         const Tensor& gamma, const Tensor& rstd, const Tensor& grad_x,             \
+                         const Tensor& grad_gamma);                                                 \
+  void gelu_forward(ComputeContext& context, const Tensor& x, const Tensor& y);                     \
+  void gelu_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,                \
+                     const Tensor& grad_x);                                                         \
+  void cross_entropy_forward(ComputeContext& context, const Tensor& logits, const Tensor& targets,  \
+                             const Tensor& losses, const Tensor& lse);                              \
+  void cross_entropy_backward(ComputeContext& context, const Tensor& grad_losses,                   \
+                              const Tensor& logits, const Tensor& targets, const Tensor& lse,       \
+                              const Tensor& grad_logits);                                           \
+  void adamw_step(ComputeContext& context, const Tensor& param, const Tensor& grad, const Tensor& m, \
+                  const Tensor& v, const AdamWOptions& options);
+
+namespace cpu {
+LONGSEQ_DECLARE_BACKEND_OPERATIONS
+}  // namespace cpu
+
+namespace cuda {
+LONGSEQ_DECLARE_BACKEND_OPERATIONS
+}  // namespace cuda
+
+#undef LONGSEQ_DECLARE_BACKEND_OPERATIONS
+
+}  // namespace longseq

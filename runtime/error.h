@@ -1,0 +1,62 @@
+// The one error-check family of longseq.
+//
+// Two kinds of failure:
+//   UserError  - bad input from the user (flags, YAML, data files): the program prints one line
+//                and exits with code 2.
+//   Error      - an internal failure (a failing library call, a broken invariant): exit code 1.
+// Every check macro is built from LONGSEQ_CHECK_STATUS, which records the call text, file:line,
+// the rank (read from the launcher's environment) and the host.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace longseq {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class UserError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// "rank 3 on host-a", from the MPI / Slurm launcher environment; "rank 0 on host-a" when run alone.
+std::string process_location();
+
+[[noreturn]] void raise_check_failure(const char* condition, const char* file, int line,
+                                      const std::string& message);
+[[noreturn]] void raise_call_failure(const char* call, const std::string& status, const char* file,
+                                     int line);
+
+}  // namespace longseq
+
+// Internal invariant: throws longseq::Error naming the condition, file:line, rank and host.
+#define LONGSEQ_CHECK(condition, ...)                                                           \
+  do {                                                                                          \
+    if (!(condition)) {                                                                         \
+      ::longseq::raise_check_failure(#condition, __FILE__, __LINE__, fmt::format(__VA_ARGS__)); \
+    }                                                                                           \
+  } while (0)
+
+// Bad user input: throws longseq::UserError with exactly the given message.
+#define LONGSEQ_REQUIRE(condition, ...)                                 \
+  do {                                                                  \
+    if (!(condition)) {                                                 \
+      throw ::longseq::UserError(fmt::format(__VA_ARGS__));             \
+    }                                                                   \
+  } while (0)
+
+// Generic library-call check: `call` returns a status; anything other than `ok` is an Error whose
+// message holds the call text and `describe(status)`.
+#define LONGSEQ_CHECK_STATUS(call, ok, describe)                                        \
+  do {                                                                                  \
+    auto longseq_status_ = (call);                                                      \
+    if (longseq_status_ != (ok)) {                                                      \
+      ::longseq::raise_call_failure(#call, describe(longseq_status_), __FILE__, __LINE__); \
+    }                                                                                   \
+  } while (0)
