@@ -12,6 +12,7 @@
 
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
+#include "kernels/common/random_fill.h"
 #include "runtime/context.h"
 #include "runtime/tensor.h"
 
@@ -62,7 +63,9 @@ namespace longseq {
                               const Tensor& logits, const Tensor& targets, const Tensor& lse,       \
                               const Tensor& grad_logits);                                           \
   void adamw_step(ComputeContext& context, const Tensor& param, const Tensor& grad, const Tensor& m, \
-                  const Tensor& v, const AdamWOptions& options);
+                  const Tensor& v, const AdamWOptions& options);                                \
+  void random_fill(ComputeContext& context, const Tensor& tensor, std::uint64_t seed,               \
+                   std::uint64_t stream, RandomDistribution distribution, float a, float b);
 
 namespace cpu {
 LONGSEQ_DECLARE_BACKEND_OPERATIONS

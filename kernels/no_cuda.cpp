@@ -27,5 +27,6 @@ void gelu_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&)
 void cross_entropy_forward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("cross_entropy_forward"); }
 void cross_entropy_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("cross_entropy_backward"); }
 void adamw_step(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const AdamWOptions&) { not_built("adamw_step"); }
+void random_fill(ComputeContext&, const Tensor&, std::uint64_t, std::uint64_t, RandomDistribution, float, float) { not_built("random_fill"); }
 
 }  // namespace longseq::cuda

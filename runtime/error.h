@@ -13,6 +13,15 @@
 #include <stdexcept>
 #include <string>
 
+// fmt's compile-time format-string checks do not compile under nvcc: CUDA sources format at run
+// time, C++ sources keep the checks.
+#if defined(__CUDACC__)
+#define LONGSEQ_FORMAT(format_string, ...) \
+  ::fmt::format(::fmt::runtime(format_string) __VA_OPT__(, ) __VA_ARGS__)
+#else
+#define LONGSEQ_FORMAT(...) ::fmt::format(__VA_ARGS__)
+#endif
+
 namespace longseq {
 
 class Error : public std::runtime_error {
@@ -39,7 +48,7 @@ std::string process_location();
 #define LONGSEQ_CHECK(condition, ...)                                                           \
   do {                                                                                          \
     if (!(condition)) {                                                                         \
-      ::longseq::raise_check_failure(#condition, __FILE__, __LINE__, fmt::format(__VA_ARGS__)); \
+      ::longseq::raise_check_failure(#condition, __FILE__, __LINE__, LONGSEQ_FORMAT(__VA_ARGS__)); \
     }                                                                                           \
   } while (0)
 
@@ -47,7 +56,7 @@ std::string process_location();
 #define LONGSEQ_REQUIRE(condition, ...)                                 \
   do {                                                                  \
     if (!(condition)) {                                                 \
-      throw ::longseq::UserError(fmt::format(__VA_ARGS__));             \
+      throw ::longseq::UserError(LONGSEQ_FORMAT(__VA_ARGS__));             \
     }                                                                   \
   } while (0)
 

@@ -11,11 +11,11 @@
 namespace longseq {
 
 inline std::string describe_cuda_status(cudaError_t status) {
-  return fmt::format("{} ({})", cudaGetErrorString(status), static_cast<int>(status));
+  return LONGSEQ_FORMAT("{} ({})", cudaGetErrorString(status), static_cast<int>(status));
 }
 
 inline std::string describe_cublas_status(cublasStatus_t status) {
-  return fmt::format("{} ({})", cublasGetStatusString(status), static_cast<int>(status));
+  return LONGSEQ_FORMAT("{} ({})", cublasGetStatusString(status), static_cast<int>(status));
 }
 
 }  // namespace longseq

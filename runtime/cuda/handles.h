@@ -43,7 +43,9 @@ class CudaStream {
  public:
   CudaStream() {
     cudaStream_t stream = nullptr;
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    // A blocking stream: the runtime's synchronous copies and memsets (Tensor::to, zeros) run on
+    // the legacy default stream and must be ordered with the kernels queued here.
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamDefault));
     stream_ = Owned(stream);
   }
   [[nodiscard]] cudaStream_t get() const { return stream_.get(); }

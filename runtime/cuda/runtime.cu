@@ -30,7 +30,7 @@ std::string cuda_unavailable_reason() {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
-    return fmt::format("cudaGetDeviceCount: {}", describe_cuda_status(status));
+    return LONGSEQ_FORMAT("cudaGetDeviceCount: {}", describe_cuda_status(status));
   }
   return count == 0 ? "no CUDA device" : "";
 }
@@ -42,7 +42,7 @@ std::string cuda_device_description() {
   }
   cudaDeviceProp properties{};
   CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
-  return fmt::format("{} (sm_{}{}, {} GiB, {} SMs)", properties.name, properties.major,
+  return LONGSEQ_FORMAT("{} (sm_{}{}, {} GiB, {} SMs)", properties.name, properties.major,
                      properties.minor, properties.totalGlobalMem >> 30, properties.multiProcessorCount);
 }
 

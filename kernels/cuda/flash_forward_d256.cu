@@ -1,0 +1,9 @@
+// Instantiations of launch_flash_forward for head dims padded to 256 (bf16, fp16).
+#include "kernels/cuda/flash_attention_kernels.cuh"
+
+namespace longseq::cuda {
+
+template void launch_flash_forward<__nv_bfloat16, 256>(const FlashParams&, cudaStream_t);
+template void launch_flash_forward<__half, 256>(const FlashParams&, cudaStream_t);
+
+}  // namespace longseq::cuda

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# End-to-end checks of the `longseq` command: exit codes, one-line errors, JSON fields.
+# Usage: cli_test.sh LONGSEQ_BINARY
+set -u
+longseq=$1
+failures=0
+
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+
+# expect_user_error "what" args...: exit code 2 and exactly one line on standard error.
+expect_user_error() {
+  local what=$1
+  shift
+  local stderr_file
+  stderr_file=$(mktemp)
+  "$longseq" "$@" >/dev/null 2>"$stderr_file"
+  local code=$?
+  local lines
+  lines=$(wc -l <"$stderr_file")
+  if [ "$code" -ne 2 ]; then
+    fail "$what: exit code $code, expected 2 ($(cat "$stderr_file"))"
+  elif [ "$lines" -ne 1 ]; then
+    fail "$what: $lines lines on stderr, expected 1: $(cat "$stderr_file")"
+  fi
+  rm -f "$stderr_file"
+}
+
+expect_user_error "unknown subcommand" frobnicate
+expect_user_error "unknown flag" bench flash --sequence 10
+expect_user_error "non-numeric length" bench flash --seq abc
+expect_user_error "unknown mixer" bench nosuchmixer --seq 64
+expect_user_error "negative length" bench flash --seq -5
+expect_user_error "bad dtype" bench flash --seq 64 --dtype fp8
+expect_user_error "bad pass" bench flash --seq 64 --pass sideways
+expect_user_error "bad layout" bench flash --seq 64 --layout diagonal
+expect_user_error "heads not divisible" bench flash --seq 64 --heads 6 --kv-heads 4
+expect_user_error "cpu bf16" bench flash --seq 64 --dtype bf16
+if [ "$("$longseq" info --json | head -c1)" != "{" ]; then
+  fail "info --json does not print a JSON object"
+fi
+
+json=$("$longseq" bench flash --seq 96 --heads 2 --head-dim 32 --causal --reps 2 --check --json)
+code=$?
+[ "$code" -eq 0 ] || fail "bench --json exit code $code"
+for field in mixer seq batch heads head_dim causal ranks layout strategy dtype device pass median_s spread \
+  gflops yardstick_gflops peak_mem_bytes bytes_sent overlap max_rel_err; do
+  echo "$json" | grep -q "\"$field\":" || fail "bench --json lacks field $field"
+done
+[ "$(echo "$json" | wc -l)" -eq 2 ] || fail "bench --pass both should print a fwd and a bwd record: $json"
+errors=$(echo "$json" | sed -n 's/.*"max_rel_err": \([0-9.e+-]*\).*/\1/p')
+for error in $errors; do
+  awk -v e="$error" 'BEGIN { exit !(e <= 1e-5) }' || fail "max_rel_err $error above 1e-5"
+done
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "all CLI checks passed"
