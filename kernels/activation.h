@@ -7,6 +7,7 @@
 namespace longseq {
 
 void gelu_forward(ComputeContext& context, const Tensor& x, const Tensor& y);
-void gelu_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x, const Tensor& grad_x);
+void gelu_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,
+                   const Tensor& grad_x);
 
 }  // namespace longseq

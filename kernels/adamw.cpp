@@ -1,27 +1,17 @@
 #include "kernels/adamw.h"
 
 #include "kernels/backends.h"
+#include "kernels/tensor_checks.h"
 
 namespace longseq {
-
-namespace {
-
-void check_state(const char* name, const Tensor& tensor, const Tensor& param) {
-  LONGSEQ_CHECK(tensor.shape() == param.shape() && tensor.dtype() == DType::f32 &&
-                    tensor.device() == param.device() && tensor.is_contiguous(),
-                "[adamw_step] {} must be a contiguous fp32 tensor matching param ({}), got {}",
-                name, param.describe(), tensor.describe());
-}
-
-}  // namespace
 
 void adamw_step(ComputeContext& context, const Tensor& param, const Tensor& grad, const Tensor& m,
                 const Tensor& v, const AdamWOptions& options) {
   LONGSEQ_CHECK(param.dtype() == DType::f32 && param.is_contiguous(),
                 "[adamw_step] param must be a contiguous fp32 tensor, got {}", param.describe());
-  check_state("grad", grad, param);
-  check_state("m", m, param);
-  check_state("v", v, param);
+  check_like("adamw_step", "grad", grad, param);
+  check_like("adamw_step", "m", m, param);
+  check_like("adamw_step", "v", v, param);
   LONGSEQ_CHECK(options.step >= 1, "[adamw_step] step counts from 1, got {}", options.step);
   LONGSEQ_REQUIRE(options.learning_rate >= 0.0f, "[adamw_step] learning rate must be >= 0, got {}",
                   options.learning_rate);

@@ -55,7 +55,8 @@ AttentionShape attention_shape(const char* op, const Tensor& q, const Tensor& k,
 
 // Whether block (query block qb, key block kb) of the user's block mask is kept (true when there
 // is no mask).
-bool block_mask_allows(const AttentionOptions& options, std::int64_t query_block, std::int64_t key_block);
+bool block_mask_allows(const AttentionOptions& options, std::int64_t query_block,
+                       std::int64_t key_block);
 
 void flash_attention_forward(ComputeContext& context, const Tensor& q, const Tensor& k,
                              const Tensor& v, const AttentionOptions& options, const Tensor& out,

@@ -18,53 +18,53 @@
 
 namespace longseq {
 
-#define LONGSEQ_DECLARE_BACKEND_OPERATIONS                                                          \
-  void flash_attention_forward(ComputeContext& context, const AttentionShape& shape,                \
-                               const AttentionOptions& options, const Tensor& q, const Tensor& k,   \
-                               const Tensor& v, const Tensor& out, const Tensor& lse);              \
-  void flash_attention_backward(ComputeContext& context, const AttentionShape& shape,               \
-                                const AttentionOptions& options, const Tensor& q, const Tensor& k,  \
-                                const Tensor& v, const Tensor& out, const Tensor& lse,              \
-                                const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k, \
-                                const Tensor& grad_v);                                              \
-  void softmax_attention_forward(ComputeContext& context, const AttentionShape& shape,              \
-                                 const AttentionOptions& options, const Tensor& q, const Tensor& k, \
-                                 const Tensor& v, const Tensor& out, const Tensor& lse);            \
-  void softmax_attention_backward(ComputeContext& context, const AttentionShape& shape,             \
-                                  const AttentionOptions& options, const Tensor& q,                 \
-                                  const Tensor& k, const Tensor& v, const Tensor& out,              \
-                                  const Tensor& lse, const Tensor& grad_out, const Tensor& grad_q,  \
-                                  const Tensor& grad_k, const Tensor& grad_v);                      \
-  void merge_attention_forward(ComputeContext& context, std::span<const Tensor> outs,               \
-                               std::span<const Tensor> lses, const Tensor& out, const Tensor& lse); \
-  void merge_attention_backward(ComputeContext& context, const Tensor& grad_out,                    \
-                                const Tensor& grad_lse, std::span<const Tensor> outs,               \
-                                std::span<const Tensor> lses, const Tensor& out, const Tensor& lse, \
-                                std::span<const Tensor> grad_outs, std::span<const Tensor> grad_lses); \
-  void gemm(ComputeContext& context, const Tensor& a, bool transpose_a, const Tensor& b,            \
-            bool transpose_b, const Tensor& c, float alpha, float beta);                            \
-  void layer_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& gamma,            \
-                          const Tensor& beta, float eps, const Tensor& y, const Tensor& mean,       \
-                          const Tensor& rstd);                                                      \
-  void layer_norm_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,          \
-                           const Tensor& gamma, const Tensor& mean, const Tensor& rstd,             \
-                           const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta); \
-  void rms_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& gamma, float eps,   \
-                        const Tensor& y, const Tensor& rstd);                                       \
-  void rms_norm_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,            \
-                         const Tensor& gamma, const Tensor& rstd, const Tensor& grad_x,             \
-                         const Tensor& grad_gamma);                                                 \
-  void gelu_forward(ComputeContext& context, const Tensor& x, const Tensor& y);                     \
-  void gelu_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,                \
-                     const Tensor& grad_x);                                                         \
-  void cross_entropy_forward(ComputeContext& context, const Tensor& logits, const Tensor& targets,  \
-                             const Tensor& losses, const Tensor& lse);                              \
-  void cross_entropy_backward(ComputeContext& context, const Tensor& grad_losses,                   \
-                              const Tensor& logits, const Tensor& targets, const Tensor& lse,       \
-                              const Tensor& grad_logits);                                           \
-  void adamw_step(ComputeContext& context, const Tensor& param, const Tensor& grad, const Tensor& m, \
-                  const Tensor& v, const AdamWOptions& options);                                \
-  void random_fill(ComputeContext& context, const Tensor& tensor, std::uint64_t seed,               \
+#define LONGSEQ_DECLARE_BACKEND_OPERATIONS                                                         \
+  void flash_attention_forward(ComputeContext& context, const AttentionShape& shape,               \
+                               const AttentionOptions& options, const Tensor& q, const Tensor& k,  \
+                               const Tensor& v, const Tensor& out, const Tensor& lse);             \
+  void flash_attention_backward(                                                                   \
+      ComputeContext& context, const AttentionShape& shape, const AttentionOptions& options,       \
+      const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,     \
+      const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v);   \
+  void softmax_attention_forward(                                                                  \
+      ComputeContext& context, const AttentionShape& shape, const AttentionOptions& options,       \
+      const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse);    \
+  void softmax_attention_backward(                                                                 \
+      ComputeContext& context, const AttentionShape& shape, const AttentionOptions& options,       \
+      const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,     \
+      const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v);   \
+  void merge_attention_forward(ComputeContext& context, std::span<const Tensor> outs,              \
+                               std::span<const Tensor> lses, const Tensor& out,                    \
+                               const Tensor& lse);                                                 \
+  void merge_attention_backward(                                                                   \
+      ComputeContext& context, const Tensor& grad_out, const Tensor& grad_lse,                     \
+      std::span<const Tensor> outs, std::span<const Tensor> lses, const Tensor& out,               \
+      const Tensor& lse, std::span<const Tensor> grad_outs, std::span<const Tensor> grad_lses);    \
+  void gemm(ComputeContext& context, const Tensor& a, bool transpose_a, const Tensor& b,           \
+            bool transpose_b, const Tensor& c, float alpha, float beta);                           \
+  void layer_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& gamma,           \
+                          const Tensor& beta, float eps, const Tensor& y, const Tensor& mean,      \
+                          const Tensor& rstd);                                                     \
+  void layer_norm_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,         \
+                           const Tensor& gamma, const Tensor& mean, const Tensor& rstd,            \
+                           const Tensor& grad_x, const Tensor& grad_gamma,                         \
+                           const Tensor& grad_beta);                                               \
+  void rms_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& gamma, float eps,  \
+                        const Tensor& y, const Tensor& rstd);                                      \
+  void rms_norm_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,           \
+                         const Tensor& gamma, const Tensor& rstd, const Tensor& grad_x,            \
+                         const Tensor& grad_gamma);                                                \
+  void gelu_forward(ComputeContext& context, const Tensor& x, const Tensor& y);                    \
+  void gelu_backward(ComputeContext& context, const Tensor& grad_y, const Tensor& x,               \
+                     const Tensor& grad_x);                                                        \
+  void cross_entropy_forward(ComputeContext& context, const Tensor& logits, const Tensor& targets, \
+                             const Tensor& losses, const Tensor& lse);                             \
+  void cross_entropy_backward(ComputeContext& context, const Tensor& grad_losses,                  \
+                              const Tensor& logits, const Tensor& targets, const Tensor& lse,      \
+                              const Tensor& grad_logits);                                          \
+  void adamw_step(ComputeContext& context, const Tensor& param, const Tensor& grad,                \
+                  const Tensor& m, const Tensor& v, const AdamWOptions& options);                  \
+  void random_fill(ComputeContext& context, const Tensor& tensor, std::uint64_t seed,              \
                    std::uint64_t stream, RandomDistribution distribution, float a, float b);
 
 namespace cpu {

@@ -11,7 +11,8 @@ namespace longseq {
 void cross_entropy_forward(ComputeContext& context, const Tensor& logits, const Tensor& targets,
                            const Tensor& losses, const Tensor& lse);
 // grad_logits = grad_losses * (softmax(logits) - onehot(target)); 0 on ignored rows.
-void cross_entropy_backward(ComputeContext& context, const Tensor& grad_losses, const Tensor& logits,
-                            const Tensor& targets, const Tensor& lse, const Tensor& grad_logits);
+void cross_entropy_backward(ComputeContext& context, const Tensor& grad_losses,
+                            const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                            const Tensor& grad_logits);
 
 }  // namespace longseq

@@ -1,32 +1,25 @@
 #include "kernels/merge.h"
 
 #include "kernels/backends.h"
+#include "kernels/tensor_checks.h"
 
 namespace longseq {
 
 namespace {
-
-void check_like(const char* op, const std::string& name, const Tensor& tensor, const Shape& shape,
-                Device device) {
-  LONGSEQ_CHECK(tensor.shape() == shape && tensor.dtype() == DType::f32 &&
-                    tensor.device() == device && tensor.is_contiguous(),
-                "[{}] {} must be a contiguous {} fp32 {} tensor, got {}", op, name,
-                shape_string(shape), device_name(device), tensor.describe());
-}
 
 // Checks the partials against the merged out (B, H, N, D) and lse (B, H, N).
 void check_partials(const char* op, std::span<const Tensor> outs, std::span<const Tensor> lses,
                     const Tensor& out, const Tensor& lse) {
   LONGSEQ_CHECK(out.rank() == 4, "[{}] out must be (B, H, N, D), got {}", op, out.describe());
   const Shape lse_shape{out.size(0), out.size(1), out.size(2)};
-  check_like(op, "out", out, out.shape(), out.device());
-  check_like(op, "lse", lse, lse_shape, out.device());
+  check_tensor(op, "out", out, out.shape(), DType::f32, out.device());
+  check_tensor(op, "lse", lse, lse_shape, DType::f32, out.device());
   LONGSEQ_CHECK(!outs.empty() && outs.size() == lses.size(),
                 "[{}] needs one or more partials with one lse each, got {} outs and {} lses", op,
                 outs.size(), lses.size());
   for (std::size_t s = 0; s < outs.size(); ++s) {
-    check_like(op, fmt::format("outs[{}]", s), outs[s], out.shape(), out.device());
-    check_like(op, fmt::format("lses[{}]", s), lses[s], lse_shape, out.device());
+    check_tensor(op, fmt::format("outs[{}]", s), outs[s], out.shape(), DType::f32, out.device());
+    check_tensor(op, fmt::format("lses[{}]", s), lses[s], lse_shape, DType::f32, out.device());
   }
 }
 
@@ -49,16 +42,18 @@ void merge_attention_backward(ComputeContext& context, const Tensor& grad_out,
                               std::span<const Tensor> grad_lses) {
   const char* op = "merge_attention_backward";
   check_partials(op, outs, lses, out, lse);
-  check_like(op, "grad_out", grad_out, out.shape(), out.device());
+  check_tensor(op, "grad_out", grad_out, out.shape(), DType::f32, out.device());
   if (grad_lse.defined()) {
-    check_like(op, "grad_lse", grad_lse, lse.shape(), out.device());
+    check_tensor(op, "grad_lse", grad_lse, lse.shape(), DType::f32, out.device());
   }
   LONGSEQ_CHECK(grad_outs.size() == outs.size() && grad_lses.size() == outs.size(),
                 "[{}] needs one grad_out and one grad_lse per partial ({}), got {} and {}", op,
                 outs.size(), grad_outs.size(), grad_lses.size());
   for (std::size_t s = 0; s < outs.size(); ++s) {
-    check_like(op, fmt::format("grad_outs[{}]", s), grad_outs[s], out.shape(), out.device());
-    check_like(op, fmt::format("grad_lses[{}]", s), grad_lses[s], lse.shape(), out.device());
+    check_tensor(op, fmt::format("grad_outs[{}]", s), grad_outs[s], out.shape(), DType::f32,
+                 out.device());
+    check_tensor(op, fmt::format("grad_lses[{}]", s), grad_lses[s], lse.shape(), DType::f32,
+                 out.device());
   }
   if (out.device() == Device::cpu) {
     cpu::merge_attention_backward(context, grad_out, grad_lse, outs, lses, out, lse, grad_outs,

@@ -19,9 +19,9 @@ void merge_attention_forward(ComputeContext& context, std::span<const Tensor> ou
 // Given the gradients of the merged out (and optionally of the merged lse; undefined = 0),
 // writes the gradients of every partial out and lse:
 //   w_s = exp(LSE_s - LSE),  dO_s = w_s dO,  dLSE_s = w_s (<dO, O_s - O> + dLSE).
-void merge_attention_backward(ComputeContext& context, const Tensor& grad_out, const Tensor& grad_lse,
-                              std::span<const Tensor> outs, std::span<const Tensor> lses,
-                              const Tensor& out, const Tensor& lse, std::span<const Tensor> grad_outs,
-                              std::span<const Tensor> grad_lses);
+void merge_attention_backward(ComputeContext& context, const Tensor& grad_out,
+                              const Tensor& grad_lse, std::span<const Tensor> outs,
+                              std::span<const Tensor> lses, const Tensor& out, const Tensor& lse,
+                              std::span<const Tensor> grad_outs, std::span<const Tensor> grad_lses);
 
 }  // namespace longseq

@@ -11,22 +11,76 @@ namespace {
 
 }  // namespace
 
-void flash_attention_forward(ComputeContext&, const AttentionShape&, const AttentionOptions&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("flash_attention_forward"); }
-void flash_attention_backward(ComputeContext&, const AttentionShape&, const AttentionOptions&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("flash_attention_backward"); }
-void softmax_attention_forward(ComputeContext&, const AttentionShape&, const AttentionOptions&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("softmax_attention_forward"); }
-void softmax_attention_backward(ComputeContext&, const AttentionShape&, const AttentionOptions&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("softmax_attention_backward"); }
-void merge_attention_forward(ComputeContext&, std::span<const Tensor>, std::span<const Tensor>, const Tensor&, const Tensor&) { not_built("merge_attention_forward"); }
-void merge_attention_backward(ComputeContext&, const Tensor&, const Tensor&, std::span<const Tensor>, std::span<const Tensor>, const Tensor&, const Tensor&, std::span<const Tensor>, std::span<const Tensor>) { not_built("merge_attention_backward"); }
-void gemm(ComputeContext&, const Tensor&, bool, const Tensor&, bool, const Tensor&, float, float) { not_built("gemm"); }
-void layer_norm_forward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, float, const Tensor&, const Tensor&, const Tensor&) { not_built("layer_norm_forward"); }
-void layer_norm_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("layer_norm_backward"); }
-void rms_norm_forward(ComputeContext&, const Tensor&, const Tensor&, float, const Tensor&, const Tensor&) { not_built("rms_norm_forward"); }
-void rms_norm_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("rms_norm_backward"); }
+void flash_attention_forward(ComputeContext&, const AttentionShape&, const AttentionOptions&,
+                             const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                             const Tensor&) {
+  not_built("flash_attention_forward");
+}
+void flash_attention_backward(ComputeContext&, const AttentionShape&, const AttentionOptions&,
+                              const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&) {
+  not_built("flash_attention_backward");
+}
+void softmax_attention_forward(ComputeContext&, const AttentionShape&, const AttentionOptions&,
+                               const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                               const Tensor&) {
+  not_built("softmax_attention_forward");
+}
+void softmax_attention_backward(ComputeContext&, const AttentionShape&, const AttentionOptions&,
+                                const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                const Tensor&) {
+  not_built("softmax_attention_backward");
+}
+void merge_attention_forward(ComputeContext&, std::span<const Tensor>, std::span<const Tensor>,
+                             const Tensor&, const Tensor&) {
+  not_built("merge_attention_forward");
+}
+void merge_attention_backward(ComputeContext&, const Tensor&, const Tensor&,
+                              std::span<const Tensor>, std::span<const Tensor>, const Tensor&,
+                              const Tensor&, std::span<const Tensor>, std::span<const Tensor>) {
+  not_built("merge_attention_backward");
+}
+void gemm(ComputeContext&, const Tensor&, bool, const Tensor&, bool, const Tensor&, float, float) {
+  not_built("gemm");
+}
+void layer_norm_forward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, float,
+                        const Tensor&, const Tensor&, const Tensor&) {
+  not_built("layer_norm_forward");
+}
+void layer_norm_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&) {
+  not_built("layer_norm_backward");
+}
+void rms_norm_forward(ComputeContext&, const Tensor&, const Tensor&, float, const Tensor&,
+                      const Tensor&) {
+  not_built("rms_norm_forward");
+}
+void rms_norm_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                       const Tensor&, const Tensor&) {
+  not_built("rms_norm_backward");
+}
 void gelu_forward(ComputeContext&, const Tensor&, const Tensor&) { not_built("gelu_forward"); }
-void gelu_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&) { not_built("gelu_backward"); }
-void cross_entropy_forward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("cross_entropy_forward"); }
-void cross_entropy_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { not_built("cross_entropy_backward"); }
-void adamw_step(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const AdamWOptions&) { not_built("adamw_step"); }
-void random_fill(ComputeContext&, const Tensor&, std::uint64_t, std::uint64_t, RandomDistribution, float, float) { not_built("random_fill"); }
+void gelu_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&) {
+  not_built("gelu_backward");
+}
+void cross_entropy_forward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&,
+                           const Tensor&) {
+  not_built("cross_entropy_forward");
+}
+void cross_entropy_backward(ComputeContext&, const Tensor&, const Tensor&, const Tensor&,
+                            const Tensor&, const Tensor&) {
+  not_built("cross_entropy_backward");
+}
+void adamw_step(ComputeContext&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                const AdamWOptions&) {
+  not_built("adamw_step");
+}
+void random_fill(ComputeContext&, const Tensor&, std::uint64_t, std::uint64_t, RandomDistribution,
+                 float, float) {
+  not_built("random_fill");
+}
 
 }  // namespace longseq::cuda

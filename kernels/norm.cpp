@@ -1,31 +1,17 @@
 #include "kernels/norm.h"
 
 #include "kernels/backends.h"
+#include "kernels/tensor_checks.h"
 
 namespace longseq {
 
 namespace {
 
-void check_tensor(const char* op, const char* name, const Tensor& tensor, const Shape& shape,
-                  DType dtype, Device device) {
-  LONGSEQ_CHECK(tensor.shape() == shape && tensor.dtype() == dtype && tensor.device() == device &&
-                    tensor.is_contiguous(),
-                "[{}] {} must be a contiguous {} {} {}, got {}", op, name, shape_string(shape),
-                dtype_name(dtype), device_name(device), tensor.describe());
-}
-
 // Checks x (R, C) and the supported dtype of its device; returns R.
 std::int64_t check_input(const char* op, const Tensor& x) {
   LONGSEQ_CHECK(x.rank() == 2 && x.size(1) >= 1 && x.is_contiguous(),
                 "[{}] x must be a contiguous (R, C) tensor with C >= 1, got {}", op, x.describe());
-  if (x.device() == Device::cpu) {
-    LONGSEQ_REQUIRE(x.dtype() == DType::f32, "[{}] the CPU implementation takes fp32, got {}", op,
-                    dtype_name(x.dtype()));
-  } else {
-    LONGSEQ_REQUIRE(x.dtype() == DType::f32 || x.dtype() == DType::bf16 || x.dtype() == DType::f16,
-                    "[{}] the CUDA implementation takes fp32, bf16 or fp16, got {}", op,
-                    dtype_name(x.dtype()));
-  }
+  require_backend_dtype(op, "x", x.dtype(), x.device());
   return x.size(0);
 }
 
@@ -36,10 +22,6 @@ void check_parameter(const char* op, const char* name, const Tensor& tensor, con
 
 void check_statistic(const char* op, const char* name, const Tensor& tensor, const Tensor& x) {
   check_tensor(op, name, tensor, {x.size(0)}, DType::f32, x.device());
-}
-
-void check_activation(const char* op, const char* name, const Tensor& tensor, const Tensor& x) {
-  check_tensor(op, name, tensor, x.shape(), x.dtype(), x.device());
 }
 
 void check_eps(const char* op, float eps) {
@@ -56,7 +38,7 @@ void layer_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& 
   check_eps(op, eps);
   check_parameter(op, "gamma", gamma, x);
   check_parameter(op, "beta", beta, x);
-  check_activation(op, "y", y, x);
+  check_like(op, "y", y, x);
   check_statistic(op, "mean", mean, x);
   check_statistic(op, "rstd", rstd, x);
   if (x.device() == Device::cpu) {
@@ -71,11 +53,11 @@ void layer_norm_backward(ComputeContext& context, const Tensor& grad_y, const Te
                          const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta) {
   constexpr const char* op = "layer_norm_backward";
   check_input(op, x);
-  check_activation(op, "grad_y", grad_y, x);
+  check_like(op, "grad_y", grad_y, x);
   check_parameter(op, "gamma", gamma, x);
   check_statistic(op, "mean", mean, x);
   check_statistic(op, "rstd", rstd, x);
-  check_activation(op, "grad_x", grad_x, x);
+  check_like(op, "grad_x", grad_x, x);
   check_parameter(op, "grad_gamma", grad_gamma, x);
   check_parameter(op, "grad_beta", grad_beta, x);
   if (x.device() == Device::cpu) {
@@ -91,7 +73,7 @@ void rms_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& ga
   check_input(op, x);
   check_eps(op, eps);
   check_parameter(op, "gamma", gamma, x);
-  check_activation(op, "y", y, x);
+  check_like(op, "y", y, x);
   check_statistic(op, "rstd", rstd, x);
   if (x.device() == Device::cpu) {
     cpu::rms_norm_forward(context, x, gamma, eps, y, rstd);
@@ -105,10 +87,10 @@ void rms_norm_backward(ComputeContext& context, const Tensor& grad_y, const Tens
                        const Tensor& grad_gamma) {
   constexpr const char* op = "rms_norm_backward";
   check_input(op, x);
-  check_activation(op, "grad_y", grad_y, x);
+  check_like(op, "grad_y", grad_y, x);
   check_parameter(op, "gamma", gamma, x);
   check_statistic(op, "rstd", rstd, x);
-  check_activation(op, "grad_x", grad_x, x);
+  check_like(op, "grad_x", grad_x, x);
   check_parameter(op, "grad_gamma", grad_gamma, x);
   if (x.device() == Device::cpu) {
     cpu::rms_norm_backward(context, grad_y, x, gamma, rstd, grad_x, grad_gamma);

@@ -18,7 +18,9 @@ struct RandomStream {
 };
 
 // Values in [low, high).
-void fill_uniform(ComputeContext& context, const Tensor& tensor, RandomStream random, float low, float high);
-void fill_normal(ComputeContext& context, const Tensor& tensor, RandomStream random, float mean, float stddev);
+void fill_uniform(ComputeContext& context, const Tensor& tensor, RandomStream random, float low,
+                  float high);
+void fill_normal(ComputeContext& context, const Tensor& tensor, RandomStream random, float mean,
+                 float stddev);
 
 }  // namespace longseq

@@ -11,7 +11,8 @@
 
 namespace longseq::reference {
 
-// Softmax attention with the full contract of kernels/attention.h (GQA, causal offsets, block mask).
+// Softmax attention with the full contract of kernels/attention.h (GQA, causal offsets, block
+// mask).
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
                        const AttentionOptions& options, const Tensor& out, const Tensor& lse);
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& grad_out,

@@ -6,8 +6,9 @@
 namespace longseq {
 
 ComputeContext::ComputeContext(int cpu_threads)
-    : cpu_threads_(cpu_threads > 0 ? cpu_threads
-                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
+    : cpu_threads_(cpu_threads > 0
+                       ? cpu_threads
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
 
 ComputeContext::~ComputeContext() = default;
 

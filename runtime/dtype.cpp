@@ -45,7 +45,8 @@ DType parse_dtype(std::string_view name) {
   if (name == "fp16" || name == "f16") return DType::f16;
   if (name == "i32") return DType::i32;
   if (name == "u8") return DType::u8;
-  throw UserError(fmt::format("unknown dtype '{}' (expected fp32, fp64, bf16, fp16, i32 or u8)", name));
+  throw UserError(
+      fmt::format("unknown dtype '{}' (expected fp32, fp64, bf16, fp16, i32 or u8)", name));
 }
 
 }  // namespace longseq

@@ -62,7 +62,7 @@ LONGSEQ_HOST_DEVICE Half to_half(float value) {
   if (magnitude >= 0x477ff000u) {  // rounds to >= 65520: infinity
     return Half{static_cast<std::uint16_t>(sign | 0x7c00u)};
   }
-  if (magnitude < 0x38800000u) {  // below 2^-14: subnormal or zero
+  if (magnitude < 0x38800000u) {                               // below 2^-14: subnormal or zero
     const float scaled = bits_float(magnitude) * 16777216.0f;  // * 2^24: exact
     auto units = static_cast<std::uint32_t>(scaled);
     const float rest = scaled - static_cast<float>(units);

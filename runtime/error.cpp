@@ -35,8 +35,8 @@ void raise_check_failure(const char* condition, const char* file, int line,
 }
 
 void raise_call_failure(const char* call, const std::string& status, const char* file, int line) {
-  throw Error(fmt::format("`{}` failed: {} at {}:{}, {}", call, status, file, line,
-                          process_location()));
+  throw Error(
+      fmt::format("`{}` failed: {} at {}:{}, {}", call, status, file, line, process_location()));
 }
 
 }  // namespace longseq

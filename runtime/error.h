@@ -45,27 +45,27 @@ std::string process_location();
 }  // namespace longseq
 
 // Internal invariant: throws longseq::Error naming the condition, file:line, rank and host.
-#define LONGSEQ_CHECK(condition, ...)                                                           \
-  do {                                                                                          \
-    if (!(condition)) {                                                                         \
+#define LONGSEQ_CHECK(condition, ...)                                                              \
+  do {                                                                                             \
+    if (!(condition)) {                                                                            \
       ::longseq::raise_check_failure(#condition, __FILE__, __LINE__, LONGSEQ_FORMAT(__VA_ARGS__)); \
-    }                                                                                           \
+    }                                                                                              \
   } while (0)
 
 // Bad user input: throws longseq::UserError with exactly the given message.
-#define LONGSEQ_REQUIRE(condition, ...)                                 \
-  do {                                                                  \
-    if (!(condition)) {                                                 \
-      throw ::longseq::UserError(LONGSEQ_FORMAT(__VA_ARGS__));             \
-    }                                                                   \
+#define LONGSEQ_REQUIRE(condition, ...)                        \
+  do {                                                         \
+    if (!(condition)) {                                        \
+      throw ::longseq::UserError(LONGSEQ_FORMAT(__VA_ARGS__)); \
+    }                                                          \
   } while (0)
 
 // Generic library-call check: `call` returns a status; anything other than `ok` is an Error whose
 // message holds the call text and `describe(status)`.
-#define LONGSEQ_CHECK_STATUS(call, ok, describe)                                        \
-  do {                                                                                  \
-    auto longseq_status_ = (call);                                                      \
-    if (longseq_status_ != (ok)) {                                                      \
+#define LONGSEQ_CHECK_STATUS(call, ok, describe)                                           \
+  do {                                                                                     \
+    auto longseq_status_ = (call);                                                         \
+    if (longseq_status_ != (ok)) {                                                         \
       ::longseq::raise_call_failure(#call, describe(longseq_status_), __FILE__, __LINE__); \
-    }                                                                                   \
+    }                                                                                      \
   } while (0)

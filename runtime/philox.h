@@ -22,7 +22,8 @@ LONGSEQ_HOST_DEVICE void philox_multiply(std::uint32_t a, std::uint32_t b, std::
 }
 
 // Four 32-bit words for counter (offset, stream) under key seed.
-LONGSEQ_HOST_DEVICE PhiloxBlock philox4x32(std::uint64_t seed, std::uint64_t stream, std::uint64_t offset) {
+LONGSEQ_HOST_DEVICE PhiloxBlock philox4x32(std::uint64_t seed, std::uint64_t stream,
+                                           std::uint64_t offset) {
   std::uint32_t c0 = static_cast<std::uint32_t>(offset);
   std::uint32_t c1 = static_cast<std::uint32_t>(offset >> 32);
   std::uint32_t c2 = static_cast<std::uint32_t>(stream);
@@ -53,13 +54,15 @@ LONGSEQ_HOST_DEVICE float philox_uniform(std::uint32_t bits) {
 }
 
 // The index-th uniform of a stream: each Philox block gives four.
-LONGSEQ_HOST_DEVICE float random_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
+LONGSEQ_HOST_DEVICE float random_uniform(std::uint64_t seed, std::uint64_t stream,
+                                         std::uint64_t index) {
   const PhiloxBlock block = philox4x32(seed, stream, index / 4);
   return philox_uniform(block.word[index % 4]);
 }
 
 // The index-th standard normal of a stream (Box-Muller on the two uniforms of a pair).
-LONGSEQ_HOST_DEVICE float random_normal(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
+LONGSEQ_HOST_DEVICE float random_normal(std::uint64_t seed, std::uint64_t stream,
+                                        std::uint64_t index) {
   const PhiloxBlock block = philox4x32(seed, stream, index / 2);
   const int pair = static_cast<int>(index % 2) * 2;
   const float radius = sqrtf(-2.0f * logf(philox_uniform(block.word[pair])));

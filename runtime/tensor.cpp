@@ -96,8 +96,8 @@ Tensor Tensor::empty(Shape shape, DType dtype, Device device) {
     LONGSEQ_CHECK(extent >= 0, "[tensor] negative extent in shape {}", shape_string(shape));
   }
   Tensor tensor;
-  tensor.storage_ =
-      std::make_shared<Storage>(device, static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype));
+  tensor.storage_ = std::make_shared<Storage>(
+      device, static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype));
   tensor.strides_ = contiguous_strides(shape);
   tensor.shape_ = std::move(shape);
   tensor.dtype_ = dtype;
@@ -146,7 +146,8 @@ void* Tensor::raw_data() const {
   if (storage_ == nullptr) {
     return nullptr;
   }
-  return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
+  return static_cast<char*>(storage_->data()) +
+         offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
 }
 
 Tensor Tensor::slice(int dim, std::int64_t begin, std::int64_t end) const {
@@ -187,7 +188,8 @@ Tensor Tensor::to(Device device) const {
 }
 
 Tensor Tensor::to(DType dtype) const {
-  LONGSEQ_CHECK(device_ == Device::cpu, "[tensor] dtype conversion of a {} tensor", device_name(device_));
+  LONGSEQ_CHECK(device_ == Device::cpu, "[tensor] dtype conversion of a {} tensor",
+                device_name(device_));
   if (dtype == dtype_) {
     return *this;
   }
@@ -223,8 +225,9 @@ void Tensor::copy_from(const Tensor& source) const {
   char* to = static_cast<char*>(raw_data());
   std::vector<std::int64_t> destination_offsets;
   destination_offsets.reserve(static_cast<std::size_t>(numel()));
-  for_each_offset(shape_, strides_,
-                  [&](std::int64_t, std::int64_t offset) { destination_offsets.push_back(offset); });
+  for_each_offset(shape_, strides_, [&](std::int64_t, std::int64_t offset) {
+    destination_offsets.push_back(offset);
+  });
   for_each_offset(source.shape_, source.strides_, [&](std::int64_t linear, std::int64_t offset) {
     std::memcpy(to + destination_offsets[linear] * element, from + offset * element, element);
   });
@@ -246,7 +249,8 @@ double element_as_double(const Tensor& tensor, std::int64_t linear_index) {
   visit_dtype(tensor.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T value;
-    std::memcpy(&value, static_cast<const char*>(tensor.raw_data()) + linear_index * sizeof(T), sizeof(T));
+    std::memcpy(&value, static_cast<const char*>(tensor.raw_data()) + linear_index * sizeof(T),
+                sizeof(T));
     result = convert_element<double>(value);
   });
   return result;

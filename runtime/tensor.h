@@ -58,7 +58,9 @@ class Tensor {
   [[nodiscard]] std::int64_t numel() const { return shape_numel(shape_); }
   [[nodiscard]] DType dtype() const { return dtype_; }
   [[nodiscard]] Device device() const { return device_; }
-  [[nodiscard]] std::size_t bytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
+  [[nodiscard]] std::size_t bytes() const {
+    return static_cast<std::size_t>(numel()) * dtype_size(dtype_);
+  }
   [[nodiscard]] bool is_contiguous() const;
 
   [[nodiscard]] void* raw_data() const;

@@ -19,8 +19,9 @@ namespace {
 using ForwardFunction = void (*)(ComputeContext&, const Tensor&, const Tensor&, const Tensor&,
                                  const AttentionOptions&, const Tensor&, const Tensor&);
 using BackwardFunction = void (*)(ComputeContext&, const Tensor&, const Tensor&, const Tensor&,
-                                  const Tensor&, const Tensor&, const Tensor&, const AttentionOptions&,
-                                  const Tensor&, const Tensor&, const Tensor&);
+                                  const Tensor&, const Tensor&, const Tensor&,
+                                  const AttentionOptions&, const Tensor&, const Tensor&,
+                                  const Tensor&);
 
 struct AttentionMixer {
   const char* name;
@@ -44,7 +45,8 @@ const AttentionMixer& find_mixer(const std::string& name) {
 }
 
 // Uniform in [-1, 1) from the seeded stream: the same inputs on every device and every run.
-Tensor random_input(const Shape& shape, std::uint64_t seed, std::uint64_t stream, DType dtype, Device device) {
+Tensor random_input(const Shape& shape, std::uint64_t seed, std::uint64_t stream, DType dtype,
+                    Device device) {
   Tensor values = Tensor::empty(shape, DType::f32);
   float* data = values.data<float>();
   for (std::int64_t i = 0; i < values.numel(); ++i) {
@@ -58,17 +60,20 @@ void validate(const AttentionBenchConfig& config) {
   LONGSEQ_REQUIRE(config.seq > 0, "bench: --seq must be positive, got {}", config.seq);
   LONGSEQ_REQUIRE(config.batch > 0, "bench: --batch must be positive, got {}", config.batch);
   LONGSEQ_REQUIRE(config.heads > 0, "bench: --heads must be positive, got {}", config.heads);
-  LONGSEQ_REQUIRE(config.head_dim > 0, "bench: --head-dim must be positive, got {}", config.head_dim);
+  LONGSEQ_REQUIRE(config.head_dim > 0, "bench: --head-dim must be positive, got {}",
+                  config.head_dim);
   LONGSEQ_REQUIRE(config.reps > 0, "bench: --reps must be positive, got {}", config.reps);
   LONGSEQ_REQUIRE(config.pass == "fwd" || config.pass == "bwd" || config.pass == "both",
                   "bench: --pass must be fwd, bwd or both, got '{}'", config.pass);
-  LONGSEQ_REQUIRE(config.layout == "contiguous" || config.layout == "zigzag" || config.layout == "striped",
-                  "bench: --layout must be contiguous, zigzag or striped, got '{}'", config.layout);
-  LONGSEQ_REQUIRE(config.strategy == "ring" || config.strategy == "alltoall" || config.strategy == "allgather",
-                  "bench: --strategy must be ring, alltoall or allgather, got '{}'", config.strategy);
+  LONGSEQ_REQUIRE(
+      config.layout == "contiguous" || config.layout == "zigzag" || config.layout == "striped",
+      "bench: --layout must be contiguous, zigzag or striped, got '{}'", config.layout);
+  LONGSEQ_REQUIRE(
+      config.strategy == "ring" || config.strategy == "alltoall" || config.strategy == "allgather",
+      "bench: --strategy must be ring, alltoall or allgather, got '{}'", config.strategy);
   const std::int64_t kv_heads = config.kv_heads > 0 ? config.kv_heads : config.heads;
-  LONGSEQ_REQUIRE(config.heads % kv_heads == 0, "bench: --heads {} is not a multiple of --kv-heads {}",
-                  config.heads, kv_heads);
+  LONGSEQ_REQUIRE(config.heads % kv_heads == 0,
+                  "bench: --heads {} is not a multiple of --kv-heads {}", config.heads, kv_heads);
   LONGSEQ_REQUIRE(config.device == Device::cpu || cuda_device_count() > 0,
                   "bench: --device cuda but no usable GPU ({})", cuda_unavailable_reason());
 }
@@ -101,7 +106,8 @@ struct Measurement {
   std::int64_t resident_extra_bytes = 0;
 };
 
-Measurement measure(ComputeContext& context, const AttentionBenchConfig& config, const std::function<void()>& run) {
+Measurement measure(ComputeContext& context, const AttentionBenchConfig& config,
+                    const std::function<void()>& run) {
   for (int i = 0; i < config.warmup; ++i) {
     run();
   }
@@ -122,7 +128,9 @@ Measurement measure(ComputeContext& context, const AttentionBenchConfig& config,
   measurement.peak_mem_bytes = memory_usage(config.device).peak_bytes;
   measurement.extra_mem_bytes = measurement.peak_mem_bytes - tracked_before;
   measurement.resident_extra_bytes =
-      resident_peak_reset ? std::max<std::int64_t>(0, resident_memory().peak_bytes - resident_before) : -1;
+      resident_peak_reset
+          ? std::max<std::int64_t>(0, resident_memory().peak_bytes - resident_before)
+          : -1;
   return measurement;
 }
 
@@ -140,10 +148,12 @@ const std::vector<std::string>& attention_bench_mixers() {
 }
 
 const char* attention_flop_convention() {
-  return "attention forward 4*N^2*D FLOPs per (batch, head), halved when causal; backward 2.5x forward";
+  return "attention forward 4*N^2*D FLOPs per (batch, head), halved when causal; backward 2.5x "
+         "forward";
 }
 
-std::vector<BenchResult> run_attention_bench(ComputeContext& context, const AttentionBenchConfig& config,
+std::vector<BenchResult> run_attention_bench(ComputeContext& context,
+                                             const AttentionBenchConfig& config,
                                              const Yardstick& yardstick) {
   validate(config);
   const AttentionMixer& mixer = find_mixer(config.mixer);
@@ -176,7 +186,8 @@ std::vector<BenchResult> run_attention_bench(ComputeContext& context, const Atte
     results.push_back(result);
   };
 
-  const Measurement forward = measure(context, config, [&] { mixer.forward(context, q, k, v, options, out, lse); });
+  const Measurement forward =
+      measure(context, config, [&] { mixer.forward(context, q, k, v, options, out, lse); });
   if (config.pass != "bwd") {
     record("fwd", forward, attention_forward_flops(shape));
   }
@@ -204,16 +215,17 @@ std::vector<BenchResult> run_attention_bench(ComputeContext& context, const Atte
     const Tensor ref_out = Tensor::empty(q_slice.shape(), DType::f64);
     const Tensor ref_lse = Tensor::empty({1, group, config.seq}, DType::f64);
     reference::attention_forward(q_slice, k_slice, v_slice, options, ref_out, ref_lse);
-    const double forward_error =
-        std::max(max_relative_error(check_slice(out, group), ref_out), max_relative_error(check_slice(lse, group), ref_lse));
+    const double forward_error = std::max(max_relative_error(check_slice(out, group), ref_out),
+                                          max_relative_error(check_slice(lse, group), ref_lse));
     const Tensor ref_grad_q = Tensor::empty(q_slice.shape(), DType::f64);
     const Tensor ref_grad_k = Tensor::empty(k_slice.shape(), DType::f64);
     const Tensor ref_grad_v = Tensor::empty(v_slice.shape(), DType::f64);
-    reference::attention_backward(q_slice, k_slice, v_slice, check_slice(grad_out, group), options, ref_grad_q,
-                                  ref_grad_k, ref_grad_v);
-    const double backward_error = std::max({max_relative_error(check_slice(grad_q, group), ref_grad_q),
-                                            max_relative_error(check_slice(grad_k, 1), ref_grad_k),
-                                            max_relative_error(check_slice(grad_v, 1), ref_grad_v)});
+    reference::attention_backward(q_slice, k_slice, v_slice, check_slice(grad_out, group), options,
+                                  ref_grad_q, ref_grad_k, ref_grad_v);
+    const double backward_error =
+        std::max({max_relative_error(check_slice(grad_q, group), ref_grad_q),
+                  max_relative_error(check_slice(grad_k, 1), ref_grad_k),
+                  max_relative_error(check_slice(grad_v, 1), ref_grad_v)});
     for (BenchResult& result : results) {
       result.max_rel_err = result.pass == "fwd" ? forward_error : backward_error;
     }

@@ -57,7 +57,8 @@ const std::vector<std::string>& attention_bench_mixers();
 
 // Validates the configuration (UserError naming the flag on bad values), runs it, and returns one
 // result per measured pass.
-std::vector<BenchResult> run_attention_bench(ComputeContext& context, const AttentionBenchConfig& config,
+std::vector<BenchResult> run_attention_bench(ComputeContext& context,
+                                             const AttentionBenchConfig& config,
                                              const Yardstick& yardstick);
 
 // "attention forward 4*N^2*D FLOPs per (batch, head), halved when causal; backward 2.5x forward"

@@ -30,7 +30,8 @@ std::string describe_build_and_machine(ComputeContext& context, bool json) {
       {"spdlog", fmt::format("{}.{}.{}", SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, SPDLOG_VER_PATCH)},
   };
   const Yardstick cpu = measure_yardstick(context, Device::cpu, DType::f32);
-  fields.emplace_back("cpu_yardstick_gflops", fmt::format("{:.1f} ({} n={})", cpu.gflops, cpu.name, cpu.n));
+  fields.emplace_back("cpu_yardstick_gflops",
+                      fmt::format("{:.1f} ({} n={})", cpu.gflops, cpu.name, cpu.n));
   if (cuda_device_count() > 0) {
     for (const DType dtype : {DType::bf16, DType::f32}) {
       const Yardstick gpu = measure_yardstick(context, Device::cuda, dtype);

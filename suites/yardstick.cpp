@@ -28,7 +28,7 @@ Yardstick measure_yardstick(ComputeContext& context, Device device, DType dtype,
   yardstick.n = n > 0 ? n : (gpu ? 8192 : 2048);
   // OpenBLAS sgemm on the CPU whatever the benchmark's dtype (the CPU kernels are fp32).
   const DType gemm_dtype = gpu ? dtype : DType::f32;
-  yardstick.name = gpu ? (gemm_dtype == DType::bf16   ? "cuBLAS bf16 GEMM"
+  yardstick.name = gpu ? (gemm_dtype == DType::bf16  ? "cuBLAS bf16 GEMM"
                           : gemm_dtype == DType::f16 ? "cuBLAS fp16 GEMM"
                                                      : "cuBLAS fp32 GEMM")
                        : "OpenBLAS sgemm";

@@ -16,6 +16,7 @@ struct Yardstick {
 };
 
 // Square GEMM of size n (2 n^3 FLOPs), median of `reps` timed runs after one warm-up.
-Yardstick measure_yardstick(ComputeContext& context, Device device, DType dtype, int n = 0, int reps = 5);
+Yardstick measure_yardstick(ComputeContext& context, Device device, DType dtype, int n = 0,
+                            int reps = 5);
 
 }  // namespace longseq

@@ -272,12 +272,13 @@ void flash_attention_backward(ComputeContext& context, const AttentionShape& sha
   float* grad_v_data = grad_v.data<float>();
   // With one split each item writes its dQ rows directly; with more, split s writes partial sums
   // to slot s (splits, B, Hq, Nq, D) and they are added in slot order afterwards.
-  std::vector<float> grad_q_partials(splits > 1 ? splits * q.numel() : 0);
+  const Tensor grad_q_partials = Tensor::empty({splits > 1 ? splits * q.numel() : 0}, DType::f32);
   float* grad_q_data = grad_q.data<float>();
-  float* grad_q_target = splits > 1 ? grad_q_partials.data() : grad_q_data;
+  float* grad_q_target = splits > 1 ? grad_q_partials.data<float>() : grad_q_data;
   const float score_scale = shape.scale * kLog2E;
+  const int team_size = static_cast<int>(std::clamp<std::int64_t>(items, 1, threads));
 
-#pragma omp parallel num_threads(static_cast <int>(std::clamp <std::int64_t>(items, 1, threads)))
+#pragma omp parallel num_threads(team_size)
   {
     std::vector<float> query_transposed(head_dim * kQueryTile);     // (D, queries), scaled
     std::vector<float> grad_out_transposed(head_dim * kQueryTile);  // (D, queries)
@@ -413,11 +414,12 @@ void flash_attention_backward(ComputeContext& context, const AttentionShape& sha
     if (splits > 1) {
       // dQ = sum over splits in slot order, so the bits do not depend on the schedule.
       const std::int64_t elements = q.numel();
+      const float* partials = grad_q_partials.data<float>();
 #pragma omp for schedule(static)
       for (std::int64_t e = 0; e < elements; ++e) {
-        float sum = grad_q_partials[e];
+        float sum = partials[e];
         for (std::int64_t s = 1; s < splits; ++s) {
-          sum += grad_q_partials[s * elements + e];
+          sum += partials[s * elements + e];
         }
         grad_q_data[e] = sum;
       }

@@ -19,8 +19,8 @@ blasint blas_int(std::int64_t value) {
 
 }  // namespace
 
-void gemm(ComputeContext& /*context*/, const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b,
-          const Tensor& c, float alpha, float beta) {
+void gemm(ComputeContext& /*context*/, const Tensor& a, bool transpose_a, const Tensor& b,
+          bool transpose_b, const Tensor& c, float alpha, float beta) {
   // a (batch?, a_rows, a_columns), b (batch?, b_rows, b_columns), c (batch?, rows, columns)
   const std::int64_t batch = c.rank() == 3 ? c.size(0) : 1;
   const std::int64_t rows = c.size(-2);
@@ -36,11 +36,12 @@ void gemm(ComputeContext& /*context*/, const Tensor& a, bool transpose_a, const 
   float* c_data = c.data<float>();
   for (std::int64_t entry = 0; entry < batch; ++entry) {
     // BLAS wants ld >= 1 even for empty operands.
-    cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
-                blas_int(rows), blas_int(columns), blas_int(depth), alpha, a_data + entry * a_stride,
+    cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,
+                transpose_b ? CblasTrans : CblasNoTrans, blas_int(rows), blas_int(columns),
+                blas_int(depth), alpha, a_data + entry * a_stride,
                 blas_int(std::max<std::int64_t>(1, a.size(-1))), b_data + entry * b_stride,
-                blas_int(std::max<std::int64_t>(1, b.size(-1))), beta, c_data + entry * rows * columns,
-                blas_int(columns));
+                blas_int(std::max<std::int64_t>(1, b.size(-1))), beta,
+                c_data + entry * rows * columns, blas_int(columns));
   }
 }
 

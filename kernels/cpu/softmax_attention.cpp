@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdint>
 #include <new>
-#include <vector>
 
 #include "kernels/backends.h"
 #include "kernels/common/softmax_math.h"
@@ -19,11 +18,12 @@ namespace longseq::cpu {
 
 namespace {
 
-// A float buffer of `count` elements, with a clear error when the materialised matrices do not fit.
-std::vector<float> allocate_scores(const char* op, std::int64_t count) {
+// A float buffer of `count` elements (counted by the memory accounting), with a clear error when
+// the materialised matrices do not fit.
+Tensor allocate_scores(const char* op, std::int64_t count) {
   try {
-    return std::vector<float>(static_cast<std::size_t>(count));
-  } catch (const std::bad_alloc&) {
+    return Tensor::empty({count}, DType::f32);
+  } catch (const Error&) {
     throw UserError(fmt::format(
         "[{}] the materialised score matrices need {:.1f} GiB, more than this machine has; "
         "use flash attention for this length",
@@ -132,14 +132,14 @@ void softmax_attention_forward(ComputeContext& context, const AttentionShape& sh
     return;
   }
   // (B, Hq, Nq, Nk): kept whole, as the baseline whose memory flash attention saves.
-  std::vector<float> probabilities =
+  const Tensor probabilities =
       allocate_scores("softmax_attention_forward", shape.batch * shape.query_heads * nq * nk);
   const std::int64_t group = shape.query_heads / shape.kv_heads;
   for (std::int64_t b = 0; b < shape.batch; ++b) {
     for (std::int64_t h = 0; h < shape.query_heads; ++h) {
       const std::int64_t query_head = b * shape.query_heads + h;
       const std::int64_t kv_head = b * shape.kv_heads + h / group;
-      float* head_probabilities = probabilities.data() + query_head * nq * nk;
+      float* head_probabilities = probabilities.data<float>() + query_head * nq * nk;
       head_scores(shape, q.data<float>() + query_head * nq * d, k.data<float>() + kv_head * nk * d,
                   head_probabilities);
       softmax_rows(context.cpu_threads(), mask, nq, nk, head_probabilities,
@@ -168,8 +168,8 @@ void softmax_attention_backward(ComputeContext& context, const AttentionShape& s
     return;
   }
   // One head at a time: P and dP/dS, each (Nq, Nk).
-  std::vector<float> probabilities = allocate_scores("softmax_attention_backward", 2LL * nq * nk);
-  float* score_grads = probabilities.data() + static_cast<std::int64_t>(nq) * nk;
+  const Tensor probabilities = allocate_scores("softmax_attention_backward", 2LL * nq * nk);
+  float* score_grads = probabilities.data<float>() + static_cast<std::int64_t>(nq) * nk;
   const std::int64_t group = shape.query_heads / shape.kv_heads;
   for (std::int64_t b = 0; b < shape.batch; ++b) {
     for (std::int64_t h = 0; h < shape.query_heads; ++h) {
@@ -182,16 +182,17 @@ void softmax_attention_backward(ComputeContext& context, const AttentionShape& s
       // The heads of a group add into the same dK and dV; the first one overwrites.
       const float kv_beta = h % group == 0 ? 0.0f : 1.0f;
 
-      head_scores(shape, q_head, k_head, probabilities.data());
-      probabilities_from_lse(context.cpu_threads(), mask, nq, nk, probabilities.data(),
+      head_scores(shape, q_head, k_head, probabilities.data<float>());
+      probabilities_from_lse(context.cpu_threads(), mask, nq, nk, probabilities.data<float>(),
                              lse.data<float>() + (b * shape.query_heads + h) * nq);
       // dV (Nk, D) += P^T dO.
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, d, nq, 1.0f, probabilities.data(),
-                  nk, grad_out_head, d, kv_beta, grad_v.data<float>() + kv_rows, d);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, d, nq, 1.0f,
+                  probabilities.data<float>(), nk, grad_out_head, d, kv_beta,
+                  grad_v.data<float>() + kv_rows, d);
       // dP (Nq, Nk) = dO V^T, then dS.
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, d, 1.0f, grad_out_head, d,
                   v_head, d, 0.0f, score_grads, nk);
-      score_gradients(context.cpu_threads(), shape, probabilities.data(), grad_out_head,
+      score_gradients(context.cpu_threads(), shape, probabilities.data<float>(), grad_out_head,
                       out.data<float>() + query_rows, score_grads);
       // dQ (Nq, D) = dS K;  dK (Nk, D) += dS^T Q.
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, d, nk, 1.0f, score_grads, nk,

@@ -12,13 +12,15 @@ Tensor copy_to_device(const std::vector<std::uint8_t>& values, Shape shape, cuda
   Tensor device = Tensor::empty(std::move(shape), DType::u8, Device::cuda);
   // On the call's stream, so that the kernels after it see the data; from pageable memory the
   // call returns once `values` has been staged, so it may go away.
-  CUDA_CHECK(cudaMemcpyAsync(device.raw_data(), values.data(), values.size(), cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaMemcpyAsync(device.raw_data(), values.data(), values.size(),
+                             cudaMemcpyHostToDevice, stream));
   return device;
 }
 
 }  // namespace
 
-DeviceAttentionMask::DeviceAttentionMask(const AttentionShape& shape, const AttentionOptions& options, long long tile,
+DeviceAttentionMask::DeviceAttentionMask(const AttentionShape& shape,
+                                         const AttentionOptions& options, long long tile,
                                          cudaStream_t stream) {
   mask_.causal = shape.causal;
   mask_.query_offset = shape.query_offset;
@@ -46,10 +48,12 @@ DeviceAttentionMask::DeviceAttentionMask(const AttentionShape& shape, const Atte
   std::vector<std::uint8_t> classes(static_cast<std::size_t>(query_tiles * key_tiles));
   for (long long qt = 0; qt < query_tiles; ++qt) {
     const long long first_cell_row = qt * tile / options.mask_block_q;
-    const long long last_cell_row = (std::min<long long>(qt * tile + tile, shape.query_length) - 1) / options.mask_block_q;
+    const long long last_cell_row =
+        (std::min<long long>(qt * tile + tile, shape.query_length) - 1) / options.mask_block_q;
     for (long long kt = 0; kt < key_tiles; ++kt) {
       const long long first_cell_column = kt * tile / options.mask_block_k;
-      const long long last_cell_column = (std::min<long long>(kt * tile + tile, shape.key_length) - 1) / options.mask_block_k;
+      const long long last_cell_column =
+          (std::min<long long>(kt * tile + tile, shape.key_length) - 1) / options.mask_block_k;
       bool any_kept = false;
       bool any_removed = false;
       for (long long r = first_cell_row; r <= last_cell_row; ++r) {
@@ -57,7 +61,8 @@ DeviceAttentionMask::DeviceAttentionMask(const AttentionShape& shape, const Atte
           (cells[r * mask_columns + c] != 0 ? any_kept : any_removed) = true;
         }
       }
-      const TileClass cls = !any_kept ? TileClass::hidden : (any_removed ? TileClass::partial : TileClass::visible);
+      const TileClass cls =
+          !any_kept ? TileClass::hidden : (any_removed ? TileClass::partial : TileClass::visible);
       classes[static_cast<std::size_t>(qt * key_tiles + kt)] = static_cast<std::uint8_t>(cls);
     }
   }

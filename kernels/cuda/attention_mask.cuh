@@ -22,7 +22,8 @@ struct AttentionMask {
   long long key_offset = 0;
   long long query_length = 0;
   long long key_length = 0;
-  const std::uint8_t* block_mask = nullptr;  // (ceil(Nq / mask_block_q), ceil(Nk / mask_block_k)) or null
+  const std::uint8_t* block_mask =
+      nullptr;  // (ceil(Nq / mask_block_q), ceil(Nk / mask_block_k)) or null
   long long mask_columns = 0;
   long long mask_block_q = 1;
   long long mask_block_k = 1;
@@ -31,7 +32,8 @@ struct AttentionMask {
 };
 
 // Whether query row `row` (0-based in this call) may score key row `column`.
-LONGSEQ_HOST_DEVICE bool element_visible(const AttentionMask& mask, long long row, long long column) {
+LONGSEQ_HOST_DEVICE bool element_visible(const AttentionMask& mask, long long row,
+                                         long long column) {
   if (row >= mask.query_length || column >= mask.key_length) {
     return false;
   }
@@ -39,7 +41,8 @@ LONGSEQ_HOST_DEVICE bool element_visible(const AttentionMask& mask, long long ro
     return false;
   }
   return mask.block_mask == nullptr ||
-         mask.block_mask[(row / mask.mask_block_q) * mask.mask_columns + column / mask.mask_block_k] != 0;
+         mask.block_mask[(row / mask.mask_block_q) * mask.mask_columns +
+                         column / mask.mask_block_k] != 0;
 }
 
 struct TileVisibility {
@@ -48,13 +51,16 @@ struct TileVisibility {
 };
 
 // Rows [query_tile * tile, +tile) and columns [key_tile * tile, +tile), clipped to the call.
-LONGSEQ_HOST_DEVICE TileVisibility classify_tile(const AttentionMask& mask, long long query_tile, long long key_tile,
-                                                 long long tile) {
+LONGSEQ_HOST_DEVICE TileVisibility classify_tile(const AttentionMask& mask, long long query_tile,
+                                                 long long key_tile, long long tile) {
   const long long first_row = query_tile * tile;
   const long long first_column = key_tile * tile;
-  const long long last_row = (first_row + tile < mask.query_length ? first_row + tile : mask.query_length) - 1;
-  const long long last_column = (first_column + tile < mask.key_length ? first_column + tile : mask.key_length) - 1;
-  TileVisibility visibility{true, first_row + tile > mask.query_length || first_column + tile > mask.key_length};
+  const long long last_row =
+      (first_row + tile < mask.query_length ? first_row + tile : mask.query_length) - 1;
+  const long long last_column =
+      (first_column + tile < mask.key_length ? first_column + tile : mask.key_length) - 1;
+  TileVisibility visibility{
+      true, first_row + tile > mask.query_length || first_column + tile > mask.key_length};
   if (mask.causal) {
     if (!causally_visible(mask.query_offset + last_row, mask.key_offset + first_column)) {
       return TileVisibility{};

@@ -19,7 +19,8 @@ unsigned grid_for(long long count, int threads) {
 
 // One warp per row.
 template <typename T>
-__global__ void attention_delta_kernel(const T* out, const T* grad_out, float* delta, long long rows, int head_dim) {
+__global__ void attention_delta_kernel(const T* out, const T* grad_out, float* delta,
+                                       long long rows, int head_dim) {
   const long long row = (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x % 32);
   if (row >= rows) {
@@ -27,7 +28,8 @@ __global__ void attention_delta_kernel(const T* out, const T* grad_out, float* d
   }
   float sum = 0.0f;
   for (int i = lane; i < head_dim; i += 32) {
-    sum += element_to_float(out[row * head_dim + i]) * element_to_float(grad_out[row * head_dim + i]);
+    sum +=
+        element_to_float(out[row * head_dim + i]) * element_to_float(grad_out[row * head_dim + i]);
   }
   for (int offset = 16; offset > 0; offset /= 2) {
     sum += __shfl_xor_sync(0xffffffffu, sum, offset);
@@ -45,13 +47,14 @@ struct RowStatistics {
 
 __device__ __forceinline__ RowStatistics combine(RowStatistics a, RowStatistics b) {
   const float max = fmaxf(a.max, b.max);
-  return RowStatistics{max, a.sum * rescale_factor(a.max, max) + b.sum * rescale_factor(b.max, max)};
+  return RowStatistics{max,
+                       a.sum * rescale_factor(a.max, max) + b.sum * rescale_factor(b.max, max)};
 }
 
 // One block per score row.
 template <typename T>
-__global__ void masked_softmax_rows_kernel(const float* scores, T* probabilities, float* lse, ScoreChunk chunk,
-                                           AttentionMask mask) {
+__global__ void masked_softmax_rows_kernel(const float* scores, T* probabilities, float* lse,
+                                           ScoreChunk chunk, AttentionMask mask) {
   __shared__ RowStatistics warp_statistics[kRowThreads / 32];
   const long long row = blockIdx.x;  // in (B * Hq, chunk_rows)
   const long long head = row / chunk.chunk_rows;
@@ -89,9 +92,10 @@ __global__ void masked_softmax_rows_kernel(const float* scores, T* probabilities
 }
 
 template <typename T>
-__global__ void score_gradients_kernel(const float* scores, const float* grad_probabilities, const float* lse,
-                                       const float* delta, float scale, T* probabilities, T* grad_scores,
-                                       ScoreChunk chunk, AttentionMask mask) {
+__global__ void score_gradients_kernel(const float* scores, const float* grad_probabilities,
+                                       const float* lse, const float* delta, float scale,
+                                       T* probabilities, T* grad_scores, ScoreChunk chunk,
+                                       AttentionMask mask) {
   const long long count = chunk.heads * chunk.chunk_rows * mask.key_length;
   for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -100,9 +104,11 @@ __global__ void score_gradients_kernel(const float* scores, const float* grad_pr
     const long long head = row / chunk.chunk_rows;
     const long long query = chunk.first_query + row % chunk.chunk_rows;
     const long long statistics_index = head * mask.query_length + query;
-    const float p = element_visible(mask, query, key) ? exp_shifted(scores[i], lse[statistics_index]) : 0.0f;
+    const float p =
+        element_visible(mask, query, key) ? exp_shifted(scores[i], lse[statistics_index]) : 0.0f;
     probabilities[i] = element_from_float<T>(p);
-    grad_scores[i] = element_from_float<T>(scale * p * (grad_probabilities[i] - delta[statistics_index]));
+    grad_scores[i] =
+        element_from_float<T>(scale * p * (grad_probabilities[i] - delta[statistics_index]));
   }
 }
 
@@ -116,8 +122,8 @@ __global__ void convert_from_float_kernel(const float* source, T* destination, l
 
 }  // namespace
 
-void launch_attention_delta(DType dtype, const void* out, const void* grad_out, float* delta, long long rows,
-                            int head_dim, cudaStream_t stream) {
+void launch_attention_delta(DType dtype, const void* out, const void* grad_out, float* delta,
+                            long long rows, int head_dim, cudaStream_t stream) {
   if (rows == 0) {
     return;
   }
@@ -131,7 +137,8 @@ void launch_attention_delta(DType dtype, const void* out, const void* grad_out, 
 }
 
 void launch_masked_softmax_rows(DType dtype, const float* scores, void* probabilities, float* lse,
-                                const ScoreChunk& chunk, const AttentionMask& mask, cudaStream_t stream) {
+                                const ScoreChunk& chunk, const AttentionMask& mask,
+                                cudaStream_t stream) {
   const long long rows = chunk.heads * chunk.chunk_rows;
   if (rows == 0) {
     return;
@@ -144,9 +151,10 @@ void launch_masked_softmax_rows(DType dtype, const float* scores, void* probabil
   });
 }
 
-void launch_score_gradients(DType dtype, const float* scores, const float* grad_probabilities, const float* lse,
-                            const float* delta, float scale, void* probabilities, void* grad_scores,
-                            const ScoreChunk& chunk, const AttentionMask& mask, cudaStream_t stream) {
+void launch_score_gradients(DType dtype, const float* scores, const float* grad_probabilities,
+                            const float* lse, const float* delta, float scale, void* probabilities,
+                            void* grad_scores, const ScoreChunk& chunk, const AttentionMask& mask,
+                            cudaStream_t stream) {
   const long long count = chunk.heads * chunk.chunk_rows * mask.key_length;
   if (count == 0) {
     return;
@@ -154,8 +162,8 @@ void launch_score_gradients(DType dtype, const float* scores, const float* grad_
   dispatch_floating("softmax_attention_backward", dtype, [&](auto element) {
     using T = decltype(element);
     score_gradients_kernel<T><<<grid_for(count, kRowThreads), kRowThreads, 0, stream>>>(
-        scores, grad_probabilities, lse, delta, scale, static_cast<T*>(probabilities), static_cast<T*>(grad_scores),
-        chunk, mask);
+        scores, grad_probabilities, lse, delta, scale, static_cast<T*>(probabilities),
+        static_cast<T*>(grad_scores), chunk, mask);
     CUDA_CHECK_LAUNCH();
   });
 }

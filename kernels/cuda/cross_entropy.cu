@@ -4,11 +4,11 @@
 // fp32; losses and lse are fp32.
 #include <cstdint>
 #include <cub/block/block_reduce.cuh>
-#include <limits>
 #include <vector>
 
 #include "kernels/backends.h"
 #include "kernels/common/cross_entropy_math.h"
+#include "kernels/cuda/element.cuh"
 #include "runtime/cuda/resources.h"
 
 namespace longseq::cuda {
@@ -16,35 +16,6 @@ namespace longseq::cuda {
 namespace {
 
 constexpr int kRowThreads = 256;
-
-// Logit elements: fp32, or bf16 / fp16 as the runtime's bit-compatible structs.
-__device__ __forceinline__ float load_float(float value) { return value; }
-__device__ __forceinline__ float load_float(BFloat16 value) { return to_float(value); }
-__device__ __forceinline__ float load_float(Half value) { return to_float(value); }
-__device__ __forceinline__ void store_float(float& element, float value) { element = value; }
-__device__ __forceinline__ void store_float(BFloat16& element, float value) {
-  element = to_bfloat16(value);
-}
-__device__ __forceinline__ void store_float(Half& element, float value) {
-  element = to_half(value);
-}
-
-template <typename Launch>
-void with_logit_type(const char* op, DType dtype, Launch&& launch) {
-  switch (dtype) {
-    case DType::f32:
-      launch(float{});
-      return;
-    case DType::bf16:
-      launch(BFloat16{});
-      return;
-    case DType::f16:
-      launch(Half{});
-      return;
-    default:
-      LONGSEQ_CHECK(false, "[{}] no CUDA kernel for {}", op, dtype_name(dtype));
-  }
-}
 
 struct MergeSoftmaxPartials {
   __device__ SoftmaxPartial operator()(const SoftmaxPartial& a, const SoftmaxPartial& b) const {
@@ -62,15 +33,16 @@ __global__ void __launch_bounds__(kRowThreads)
   const T* row_logits = logits + row * vocabulary;  // (V)
   SoftmaxPartial partial = empty_softmax_partial();
   for (std::int64_t j = threadIdx.x; j < vocabulary; j += kRowThreads) {
-    partial = add_logit(partial, load_float(row_logits[j]));
+    partial = add_logit(partial, element_to_float(row_logits[j]));
   }
   partial = PartialReduce(reduce_storage).Reduce(partial, MergeSoftmaxPartials{});
   if (threadIdx.x == 0) {
     const float row_lse = finish_lse(partial.maximum, partial.sum);
     lse[row] = row_lse;
     const std::int32_t target = targets[row];
-    losses[row] =
-        target_ignored(target) ? 0.0f : cross_entropy_loss(row_lse, load_float(row_logits[target]));
+    losses[row] = target_ignored(target)
+                      ? 0.0f
+                      : cross_entropy_loss(row_lse, element_to_float(row_logits[target]));
   }
 }
 
@@ -87,15 +59,9 @@ __global__ void __launch_bounds__(kRowThreads)
   const float grad_loss = target_ignored(target) ? 0.0f : grad_losses[row];
   const float row_lse = lse[row];
   for (std::int64_t j = threadIdx.x; j < vocabulary; j += kRowThreads) {
-    store_float(row_grad[j], cross_entropy_grad_logit(grad_loss, load_float(row_logits[j]), row_lse,
-                                                      j == target));
+    row_grad[j] = element_from_float<T>(
+        cross_entropy_grad_logit(grad_loss, element_to_float(row_logits[j]), row_lse, j == target));
   }
-}
-
-unsigned int row_blocks(const char* op, std::int64_t rows) {
-  LONGSEQ_CHECK(rows <= std::numeric_limits<int>::max(), "[{}] {} rows exceed one CUDA grid", op,
-                rows);
-  return static_cast<unsigned int>(rows);
 }
 
 }  // namespace
@@ -118,7 +84,7 @@ void cross_entropy_forward(ComputeContext& context, const Tensor& logits, const 
                              stream));
   CUDA_CHECK(cudaStreamSynchronize(stream));
   require_targets_in_vocabulary(op, host_targets.data(), rows, vocabulary);
-  with_logit_type(op, logits.dtype(), [&](auto element) {
+  dispatch_floating(op, logits.dtype(), [&](auto element) {
     using T = decltype(element);
     cross_entropy_forward_kernel<T><<<blocks, kRowThreads, 0, stream>>>(
         vocabulary, logits.data<T>(), targets.data<std::int32_t>(), losses.data<float>(),
@@ -140,7 +106,7 @@ void cross_entropy_backward(ComputeContext& context, const Tensor& grad_losses,
   }
   const unsigned int blocks = row_blocks(op, rows);
   const cudaStream_t stream = context.cuda().stream();
-  with_logit_type(op, logits.dtype(), [&](auto element) {
+  dispatch_floating(op, logits.dtype(), [&](auto element) {
     using T = decltype(element);
     cross_entropy_backward_kernel<T><<<blocks, kRowThreads, 0, stream>>>(
         vocabulary, grad_losses.data<float>(), logits.data<T>(), targets.data<std::int32_t>(),

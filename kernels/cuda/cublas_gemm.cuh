@@ -32,25 +32,28 @@ struct RowMajorOutput {
 };
 
 inline int checked_int(std::int64_t value, const char* what) {
-  LONGSEQ_CHECK(value >= 0 && value <= std::numeric_limits<int>::max(), "[gemm] {} = {} does not fit cuBLAS's int",
-                what, value);
+  LONGSEQ_CHECK(value >= 0 && value <= std::numeric_limits<int>::max(),
+                "[gemm] {} = {} does not fit cuBLAS's int", what, value);
   return static_cast<int>(value);
 }
 
 // c (rows x columns) = alpha op(a) op(b) + beta c for each of `batch` entries, fp32 accumulation.
 // op(a) is (rows x depth), op(b) is (depth x columns).
-inline void gemm_row_major(cublasHandle_t handle, std::int64_t rows, std::int64_t columns, std::int64_t depth,
-                           float alpha, const RowMajorMatrix& a, bool transpose_a, const RowMajorMatrix& b,
-                           bool transpose_b, float beta, const RowMajorOutput& c, std::int64_t batch) {
+inline void gemm_row_major(cublasHandle_t handle, std::int64_t rows, std::int64_t columns,
+                           std::int64_t depth, float alpha, const RowMajorMatrix& a,
+                           bool transpose_a, const RowMajorMatrix& b, bool transpose_b, float beta,
+                           const RowMajorOutput& c, std::int64_t batch) {
   if (rows == 0 || columns == 0 || batch == 0) {
     return;
   }
   // cuBLAS wants ld >= 1 even where a row is empty (depth 0).
-  const auto ld = [](std::int64_t value) { return checked_int(std::max<std::int64_t>(1, value), "ld"); };
+  const auto ld = [](std::int64_t value) {
+    return checked_int(std::max<std::int64_t>(1, value), "ld");
+  };
   CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       handle, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-      checked_int(columns, "columns"), checked_int(rows, "rows"), checked_int(depth, "depth"), &alpha, b.data,
-      b.type, ld(b.ld), b.batch_stride, a.data, a.type, ld(a.ld), a.batch_stride,
+      checked_int(columns, "columns"), checked_int(rows, "rows"), checked_int(depth, "depth"),
+      &alpha, b.data, b.type, ld(b.ld), b.batch_stride, a.data, a.type, ld(a.ld), a.batch_stride,
       &beta, c.data, c.type, ld(c.ld), c.batch_stride, checked_int(batch, "batch"),
       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }

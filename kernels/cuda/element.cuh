@@ -1,4 +1,5 @@
-// CUDA element types of the floating dtypes, their float conversions, and a dtype dispatch.
+// CUDA element types of the floating dtypes, their float conversions, a dtype dispatch, and the
+// grid sizes of the element-wise and row-wise kernels.
 // __nv_bfloat16 / __half have the same bits as the host types BFloat16 / Half (runtime/dtype.h).
 #pragma once
 
@@ -6,10 +7,27 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "runtime/dtype.h"
 #include "runtime/error.h"
+
+namespace longseq {
+
+// Lets Tensor::data<T>() hand out the CUDA element types of bf16 / fp16 tensors.
+template <>
+struct DTypeOf<__nv_bfloat16> {
+  static constexpr DType value = DType::bf16;
+};
+template <>
+struct DTypeOf<__half> {
+  static constexpr DType value = DType::f16;
+};
+
+}  // namespace longseq
 
 namespace longseq::cuda {
 
@@ -29,7 +47,9 @@ struct ElementTraits<__half> {
 };
 
 __device__ __forceinline__ float element_to_float(float value) { return value; }
-__device__ __forceinline__ float element_to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
+__device__ __forceinline__ float element_to_float(__nv_bfloat16 value) {
+  return __bfloat162float(value);
+}
 __device__ __forceinline__ float element_to_float(__half value) { return __half2float(value); }
 
 template <typename T>
@@ -73,6 +93,20 @@ decltype(auto) dispatch_floating(const char* op, DType dtype, Function&& functio
     default:
       throw Error(LONGSEQ_FORMAT("[{}] unsupported dtype {} on CUDA", op, dtype_name(dtype)));
   }
+}
+
+// Blocks of a grid-stride loop over `count` elements: enough to fill any current GPU several times
+// over; larger tensors loop in the kernel.
+inline unsigned int grid_stride_blocks(std::int64_t count, int threads) {
+  constexpr std::int64_t kMaxBlocks = 8192;
+  return static_cast<unsigned int>(std::min(kMaxBlocks, (count + threads - 1) / threads));
+}
+
+// Blocks of a one-block-per-row kernel.
+inline unsigned int row_blocks(const char* op, std::int64_t rows) {
+  LONGSEQ_CHECK(rows <= std::numeric_limits<int>::max(), "[{}] {} rows exceed one CUDA grid", op,
+                rows);
+  return static_cast<unsigned int>(rows);
 }
 
 }  // namespace longseq::cuda

@@ -19,14 +19,16 @@ namespace {
 constexpr long long kFp32WorkspaceBytes = 256LL << 20;
 
 long long fp32_query_chunk(const AttentionShape& shape) {
-  const long long bytes_per_query_row = 4 * 4 * shape.batch * shape.query_heads * std::max<long long>(shape.key_length, 1);
+  const long long bytes_per_query_row =
+      4 * 4 * shape.batch * shape.query_heads * std::max<long long>(shape.key_length, 1);
   return std::max<long long>(1, kFp32WorkspaceBytes / bytes_per_query_row);
 }
 
 void check_aligned(const char* op, const char* name, const Tensor& tensor) {
   // The kernels move rows in 16-byte pieces.
   LONGSEQ_CHECK(reinterpret_cast<std::uintptr_t>(tensor.raw_data()) % 16 == 0,
-                "[{}] {} must start 16-byte aligned for the CUDA kernels, got {}", op, name, tensor.describe());
+                "[{}] {} must start 16-byte aligned for the CUDA kernels, got {}", op, name,
+                tensor.describe());
 }
 
 FlashParams flash_params(const AttentionShape& shape, const AttentionMask& mask) {
@@ -41,8 +43,9 @@ FlashParams flash_params(const AttentionShape& shape, const AttentionMask& mask)
 }
 
 void check_grid(const char* op, const AttentionShape& shape) {
-  LONGSEQ_CHECK(shape.query_heads <= 65535 && shape.batch <= 65535, "[{}] {} heads x {} batch entries exceed the CUDA grid",
-                op, shape.query_heads, shape.batch);
+  LONGSEQ_CHECK(shape.query_heads <= 65535 && shape.batch <= 65535,
+                "[{}] {} heads x {} batch entries exceed the CUDA grid", op, shape.query_heads,
+                shape.batch);
 }
 
 // Calls function(T{}, std::integral_constant<int, tile>{}) for a 16-bit dtype and the smallest
@@ -62,22 +65,26 @@ void dispatch_flash(const char* op, DType dtype, long long head_dim, Function&& 
   if (dtype == DType::bf16) {
     by_tile(__nv_bfloat16{});
   } else {
-    LONGSEQ_CHECK(dtype == DType::f16, "[{}] the tensor-core kernels take bf16 or fp16, got {}", op, dtype_name(dtype));
+    LONGSEQ_CHECK(dtype == DType::f16, "[{}] the tensor-core kernels take bf16 or fp16, got {}", op,
+                  dtype_name(dtype));
     by_tile(__half{});
   }
 }
 
 }  // namespace
 
-void flash_attention_forward(ComputeContext& context, const AttentionShape& shape, const AttentionOptions& options,
-                             const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {
+void flash_attention_forward(ComputeContext& context, const AttentionShape& shape,
+                             const AttentionOptions& options, const Tensor& q, const Tensor& k,
+                             const Tensor& v, const Tensor& out, const Tensor& lse) {
   constexpr const char* op = "flash_attention_forward";
   if (q.dtype() == DType::f32) {
-    materialised_attention_forward(context, shape, options, q, k, v, out, lse, fp32_query_chunk(shape));
+    materialised_attention_forward(context, shape, options, q, k, v, out, lse,
+                                   fp32_query_chunk(shape));
     return;
   }
   check_grid(op, shape);
-  for (const auto& [name, tensor] : {std::pair{"q", &q}, std::pair{"k", &k}, std::pair{"v", &v}, std::pair{"out", &out}}) {
+  for (const auto& [name, tensor] :
+       {std::pair{"q", &q}, std::pair{"k", &k}, std::pair{"v", &v}, std::pair{"out", &out}}) {
     check_aligned(op, name, *tensor);
   }
   const cudaStream_t stream = context.cuda().stream();
@@ -97,14 +104,15 @@ void flash_attention_forward(ComputeContext& context, const AttentionShape& shap
   }
 }
 
-void flash_attention_backward(ComputeContext& context, const AttentionShape& shape, const AttentionOptions& options,
-                              const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+void flash_attention_backward(ComputeContext& context, const AttentionShape& shape,
+                              const AttentionOptions& options, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& out, const Tensor& lse,
                               const Tensor& grad_out, const Tensor& grad_q, const Tensor& grad_k,
                               const Tensor& grad_v) {
   constexpr const char* op = "flash_attention_backward";
   if (q.dtype() == DType::f32) {
-    materialised_attention_backward(context, shape, options, q, k, v, out, lse, grad_out, grad_q, grad_k, grad_v,
-                                    fp32_query_chunk(shape));
+    materialised_attention_backward(context, shape, options, q, k, v, out, lse, grad_out, grad_q,
+                                    grad_k, grad_v, fp32_query_chunk(shape));
     return;
   }
   check_grid(op, shape);
@@ -116,7 +124,8 @@ void flash_attention_backward(ComputeContext& context, const AttentionShape& sha
   const cudaStream_t stream = context.cuda().stream();
   const DeviceAttentionMask mask(shape, options, kFlashTile, stream);
   const long long rows = shape.batch * shape.query_heads * shape.query_length;
-  const Tensor delta = Tensor::empty({shape.batch, shape.query_heads, shape.query_length}, DType::f32, Device::cuda);
+  const Tensor delta =
+      Tensor::empty({shape.batch, shape.query_heads, shape.query_length}, DType::f32, Device::cuda);
   launch_attention_delta(q.dtype(), out.raw_data(), grad_out.raw_data(), delta.data<float>(), rows,
                          static_cast<int>(shape.head_dim), stream);
   FlashParams params = flash_params(shape, mask.get());
@@ -135,7 +144,8 @@ void flash_attention_backward(ComputeContext& context, const AttentionShape& sha
     launch_flash_backward_kv<T, kHeadTile>(params, stream);
     launch_flash_backward_q<T, kHeadTile>(params, stream);
   });
-  // delta and the mask's device buffers are freed on return; make sure the stream is done with them.
+  // delta and the mask's device buffers are freed on return; make sure the stream is done with
+  // them.
   CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 

@@ -22,7 +22,7 @@ struct FlashParams {
   const void* k = nullptr;
   const void* v = nullptr;
   void* out = nullptr;
-  float* lse = nullptr;          // written by the forward pass, read by the backward passes
+  float* lse = nullptr;  // written by the forward pass, read by the backward passes
   const void* grad_out = nullptr;
   const float* delta = nullptr;  // rowsum(grad_out * out)
   void* grad_q = nullptr;

@@ -20,10 +20,11 @@ template <int kHeadTile>
 inline constexpr int kSharedLd = kHeadTile + 8;  // elements per shared tile row
 
 template <typename T, int kHeadTile>
-inline constexpr int kSharedTileBytes = kFlashTile * kSharedLd<kHeadTile> * static_cast<int>(sizeof(T));
+inline constexpr int kSharedTileBytes =
+    kFlashTile* kSharedLd<kHeadTile>* static_cast<int>(sizeof(T));
 
 template <int kHeadTile>
-using HeadAccumulator = float[kHeadTile / 8][4];  // 16 rows x kHeadTile, C fragments
+using HeadAccumulator = float[kHeadTile / 8][4];    // 16 rows x kHeadTile, C fragments
 using ScoreAccumulator = float[kFlashTile / 8][4];  // 16 rows x 64, C fragments
 
 struct LaneLayout {
@@ -42,22 +43,24 @@ __device__ __forceinline__ LaneLayout lane_layout() {
 template <typename T, int kHeadTile>
 __device__ void load_tile(T* tile, const T* source, long long rows_left, int head_dim) {
   constexpr int kPieces = kHeadTile / 8;
-  for (int index = static_cast<int>(threadIdx.x); index < kFlashTile * kPieces; index += kFlashThreads) {
+  for (int index = static_cast<int>(threadIdx.x); index < kFlashTile * kPieces;
+       index += kFlashThreads) {
     const int row = index / kPieces;
     const int column = (index % kPieces) * 8;
     uint4 value = make_uint4(0u, 0u, 0u, 0u);
     if (row < rows_left && column < head_dim) {
-      value = *reinterpret_cast<const uint4*>(source + static_cast<long long>(row) * head_dim + column);
+      value =
+          *reinterpret_cast<const uint4*>(source + static_cast<long long>(row) * head_dim + column);
     }
     *reinterpret_cast<uint4*>(tile + row * kSharedLd<kHeadTile> + column) = value;
   }
 }
 
-// acc (16 x 64) += a[row0 .. row0 + 16) b^T: both shared tiles are (kFlashTile, kHeadTile) row-major,
-// e.g. scores Q K^T, or dO V^T.
+// acc (16 x 64) += a[row0 .. row0 + 16) b^T: both shared tiles are (kFlashTile, kHeadTile)
+// row-major, e.g. scores Q K^T, or dO V^T.
 template <typename T, int kHeadTile>
-__device__ __forceinline__ void warp_rows_times_rows(ScoreAccumulator& acc, const T* a_tile, int row0,
-                                                     const T* b_tile, int head_dim) {
+__device__ __forceinline__ void warp_rows_times_rows(ScoreAccumulator& acc, const T* a_tile,
+                                                     int row0, const T* b_tile, int head_dim) {
 #pragma unroll
   for (int k0 = 0; k0 < kHeadTile; k0 += 16) {
     if (k0 >= head_dim) {
@@ -75,12 +78,12 @@ __device__ __forceinline__ void warp_rows_times_rows(ScoreAccumulator& acc, cons
   }
 }
 
-// acc (16 x kHeadTile) += weights (16 x 64, C fragments, rounded to T) times b_tile (64 x kHeadTile),
-// e.g. P V, or dS K.
+// acc (16 x kHeadTile) += weights (16 x 64, C fragments, rounded to T) times b_tile (64 x
+// kHeadTile), e.g. P V, or dS K.
 template <typename T, int kHeadTile>
 __device__ __forceinline__ void warp_weights_times_rows(HeadAccumulator<kHeadTile>& acc,
-                                                        const ScoreAccumulator& weights, const T* b_tile,
-                                                        int head_dim) {
+                                                        const ScoreAccumulator& weights,
+                                                        const T* b_tile, int head_dim) {
 #pragma unroll
   for (int slice = 0; slice < kFlashTile / 16; ++slice) {
     std::uint32_t a[4];
@@ -99,7 +102,9 @@ __device__ __forceinline__ void warp_weights_times_rows(HeadAccumulator<kHeadTil
 }
 
 // Row and column (within the tile's 16 x 64 warp block) of element e of n-tile `tile` of a lane.
-__device__ __forceinline__ int fragment_row(const LaneLayout& lane, int e) { return lane.group + (e / 2) * 8; }
+__device__ __forceinline__ int fragment_row(const LaneLayout& lane, int e) {
+  return lane.group + (e / 2) * 8;
+}
 __device__ __forceinline__ int fragment_column(const LaneLayout& lane, int tile, int e) {
   return tile * 8 + 2 * lane.quad + e % 2;
 }
@@ -108,7 +113,8 @@ __device__ __forceinline__ int fragment_column(const LaneLayout& lane, int tile,
 // start at call row `row0`, columns at `column0`; with kRowsAreKeys the block is S^T.
 template <bool kRowsAreKeys>
 __device__ __forceinline__ void scale_and_mask(ScoreAccumulator& s, float scale, bool partial,
-                                               const AttentionMask& mask, long long row0, long long column0) {
+                                               const AttentionMask& mask, long long row0,
+                                               long long column0) {
   const LaneLayout lane = lane_layout();
 #pragma unroll
   for (int tile = 0; tile < kFlashTile / 8; ++tile) {
@@ -141,7 +147,8 @@ __device__ __forceinline__ float quad_max(float value) {
 // One online-softmax step (MECHANISMS.md section 2) for the lane's two rows (group, group + 8):
 // scores s become P = exp(s - m'), and the output and the lane's partial sums are rescaled.
 template <int kHeadTile>
-__device__ __forceinline__ void online_softmax_step(ScoreAccumulator& s, HeadAccumulator<kHeadTile>& out,
+__device__ __forceinline__ void online_softmax_step(ScoreAccumulator& s,
+                                                    HeadAccumulator<kHeadTile>& out,
                                                     float (&row_max)[2], float (&row_sum)[2]) {
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -174,8 +181,8 @@ __device__ __forceinline__ void online_softmax_step(ScoreAccumulator& s, HeadAcc
 // into a (rows, head_dim) global block; rows >= rows_left and padded columns are dropped.
 template <typename T, int kHeadTile>
 __device__ __forceinline__ void store_rows(T* destination, const HeadAccumulator<kHeadTile>& acc,
-                                           const float (&factor)[2], long long row0, long long rows_left,
-                                           int head_dim) {
+                                           const float (&factor)[2], long long row0,
+                                           long long rows_left, int head_dim) {
   const LaneLayout lane = lane_layout();
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -187,8 +194,8 @@ __device__ __forceinline__ void store_rows(T* destination, const HeadAccumulator
     for (int tile = 0; tile < kHeadTile / 8; ++tile) {
       const int column = fragment_column(lane, tile, 0);
       if (column < head_dim) {
-        *reinterpret_cast<std::uint32_t*>(destination + row * head_dim + column) =
-            pack_pair<T>(acc[tile][2 * half] * factor[half], acc[tile][2 * half + 1] * factor[half]);
+        *reinterpret_cast<std::uint32_t*>(destination + row * head_dim + column) = pack_pair<T>(
+            acc[tile][2 * half] * factor[half], acc[tile][2 * half + 1] * factor[half]);
       }
     }
   }
@@ -209,11 +216,14 @@ __global__ void __launch_bounds__(kFlashThreads) flash_forward_kernel(FlashParam
   const int kv_head = head / (params.query_heads / params.kv_heads);
   const int d = params.head_dim;
   const long long first_query = query_tile * kFlashTile;
-  const long long query_row = static_cast<long long>(batch * params.query_heads + head) * mask.query_length;
-  const long long key_row = static_cast<long long>(batch * params.kv_heads + kv_head) * mask.key_length;
-  const T* q = static_cast<const T*>(params.q) + (query_row + first_query) * d;  // (Nq - first_query, D)
-  const T* k = static_cast<const T*>(params.k) + key_row * d;                    // (Nk, D)
-  const T* v = static_cast<const T*>(params.v) + key_row * d;                    // (Nk, D)
+  const long long query_row =
+      static_cast<long long>(batch * params.query_heads + head) * mask.query_length;
+  const long long key_row =
+      static_cast<long long>(batch * params.kv_heads + kv_head) * mask.key_length;
+  const T* q =
+      static_cast<const T*>(params.q) + (query_row + first_query) * d;  // (Nq - first_query, D)
+  const T* k = static_cast<const T*>(params.k) + key_row * d;           // (Nk, D)
+  const T* v = static_cast<const T*>(params.v) + key_row * d;           // (Nk, D)
   load_tile<T, kHeadTile>(q_tile, q, mask.query_length - first_query, d);
 
   const LaneLayout lane = lane_layout();
@@ -234,7 +244,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_forward_kernel(FlashParam
     __syncthreads();
     ScoreAccumulator s = {};
     warp_rows_times_rows<T, kHeadTile>(s, q_tile, warp_row, k_tile, d);  // S = Q K^T
-    scale_and_mask<false>(s, params.scale, visibility.partial, mask, first_query + warp_row, first_key);
+    scale_and_mask<false>(s, params.scale, visibility.partial, mask, first_query + warp_row,
+                          first_key);
     online_softmax_step<kHeadTile>(s, out, row_max, row_sum);
     warp_weights_times_rows<T, kHeadTile>(out, s, v_tile, d);  // O += P V
   }
@@ -250,14 +261,14 @@ __global__ void __launch_bounds__(kFlashThreads) flash_forward_kernel(FlashParam
       lse[row] = finish_lse(row_max[half], total);
     }
   }
-  store_rows<T, kHeadTile>(static_cast<T*>(params.out) + (query_row + first_query) * d, out, inverse, warp_row,
-                           mask.query_length - first_query, d);
+  store_rows<T, kHeadTile>(static_cast<T*>(params.out) + (query_row + first_query) * d, out,
+                           inverse, warp_row, mask.query_length - first_query, d);
 }
 
 // Grid (key tiles, Hkv, B). The block keeps its K and V tiles and walks every query tile of every
-// query head that reads them, so dK and dV are summed in registers in a fixed order (deterministic).
-// Warps own key rows: they compute S^T = K Q^T and dP^T = V dO^T, whose C fragments are directly
-// the A operands of dV += P^T dO and dK += dS^T Q.
+// query head that reads them, so dK and dV are summed in registers in a fixed order
+// (deterministic). Warps own key rows: they compute S^T = K Q^T and dP^T = V dO^T, whose C
+// fragments are directly the A operands of dV += P^T dO and dK += dS^T Q.
 template <typename T, int kHeadTile>
 __global__ void __launch_bounds__(kFlashThreads) flash_backward_kv_kernel(FlashParams params) {
   extern __shared__ __align__(16) unsigned char shared[];
@@ -275,7 +286,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_kv_kernel(FlashP
   const int group_size = params.query_heads / params.kv_heads;
   const int d = params.head_dim;
   const long long first_key = key_tile * kFlashTile;
-  const long long key_row = static_cast<long long>(batch * params.kv_heads + kv_head) * mask.key_length;
+  const long long key_row =
+      static_cast<long long>(batch * params.kv_heads + kv_head) * mask.key_length;
   load_tile<T, kHeadTile>(k_tile, static_cast<const T*>(params.k) + (key_row + first_key) * d,
                           mask.key_length - first_key, d);
   load_tile<T, kHeadTile>(v_tile, static_cast<const T*>(params.v) + (key_row + first_key) * d,
@@ -287,7 +299,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_kv_kernel(FlashP
   HeadAccumulator<kHeadTile> grad_v = {};
   const long long query_tiles = (mask.query_length + kFlashTile - 1) / kFlashTile;
   for (int head = kv_head * group_size; head < (kv_head + 1) * group_size; ++head) {
-    const long long query_row = static_cast<long long>(batch * params.query_heads + head) * mask.query_length;
+    const long long query_row =
+        static_cast<long long>(batch * params.query_heads + head) * mask.query_length;
     for (long long query_tile = 0; query_tile < query_tiles; ++query_tile) {
       const TileVisibility visibility = classify_tile(mask, query_tile, key_tile, kFlashTile);
       if (!visibility.any) {
@@ -296,9 +309,11 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_kv_kernel(FlashP
       const long long first_query = query_tile * kFlashTile;
       const long long rows_left = mask.query_length - first_query;
       __syncthreads();  // every warp is done with the previous query tiles
-      load_tile<T, kHeadTile>(q_tile, static_cast<const T*>(params.q) + (query_row + first_query) * d, rows_left, d);
-      load_tile<T, kHeadTile>(grad_out_tile, static_cast<const T*>(params.grad_out) + (query_row + first_query) * d,
-                              rows_left, d);
+      load_tile<T, kHeadTile>(
+          q_tile, static_cast<const T*>(params.q) + (query_row + first_query) * d, rows_left, d);
+      load_tile<T, kHeadTile>(
+          grad_out_tile, static_cast<const T*>(params.grad_out) + (query_row + first_query) * d,
+          rows_left, d);
       for (int i = static_cast<int>(threadIdx.x); i < kFlashTile; i += kFlashThreads) {
         // Missing query rows get LSE -inf, hence P = 0 and no contribution.
         lse_tile[i] = i < rows_left ? params.lse[query_row + first_query + i] : negative_infinity();
@@ -308,7 +323,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_kv_kernel(FlashP
 
       ScoreAccumulator p = {};
       warp_rows_times_rows<T, kHeadTile>(p, k_tile, warp_row, q_tile, d);  // S^T = K Q^T
-      scale_and_mask<true>(p, params.scale, visibility.partial, mask, first_key + warp_row, first_query);
+      scale_and_mask<true>(p, params.scale, visibility.partial, mask, first_key + warp_row,
+                           first_query);
 #pragma unroll
       for (int tile = 0; tile < kFlashTile / 8; ++tile) {
 #pragma unroll
@@ -323,18 +339,20 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_kv_kernel(FlashP
       for (int tile = 0; tile < kFlashTile / 8; ++tile) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          ds[tile][e] = p[tile][e] * (ds[tile][e] - delta_tile[fragment_column(lane, tile, e)]);  // dS^T
+          ds[tile][e] =
+              p[tile][e] * (ds[tile][e] - delta_tile[fragment_column(lane, tile, e)]);  // dS^T
         }
       }
-      warp_weights_times_rows<T, kHeadTile>(grad_k, ds, q_tile, d);  // dK += dS^T Q (scaled at the end)
+      warp_weights_times_rows<T, kHeadTile>(grad_k, ds, q_tile,
+                                            d);  // dK += dS^T Q (scaled at the end)
     }
   }
   const float scale_k[2] = {params.scale, params.scale};
   const float scale_v[2] = {1.0f, 1.0f};
-  store_rows<T, kHeadTile>(static_cast<T*>(params.grad_k) + (key_row + first_key) * d, grad_k, scale_k, warp_row,
-                           mask.key_length - first_key, d);
-  store_rows<T, kHeadTile>(static_cast<T*>(params.grad_v) + (key_row + first_key) * d, grad_v, scale_v, warp_row,
-                           mask.key_length - first_key, d);
+  store_rows<T, kHeadTile>(static_cast<T*>(params.grad_k) + (key_row + first_key) * d, grad_k,
+                           scale_k, warp_row, mask.key_length - first_key, d);
+  store_rows<T, kHeadTile>(static_cast<T*>(params.grad_v) + (key_row + first_key) * d, grad_v,
+                           scale_v, warp_row, mask.key_length - first_key, d);
 }
 
 // Grid (query tiles, Hq, B): dQ in its own pass over the key tiles, without atomics.
@@ -354,10 +372,14 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_q_kernel(FlashPa
   const int d = params.head_dim;
   const long long first_query = query_tile * kFlashTile;
   const long long rows_left = mask.query_length - first_query;
-  const long long query_row = static_cast<long long>(batch * params.query_heads + head) * mask.query_length;
-  const long long key_row = static_cast<long long>(batch * params.kv_heads + kv_head) * mask.key_length;
-  load_tile<T, kHeadTile>(q_tile, static_cast<const T*>(params.q) + (query_row + first_query) * d, rows_left, d);
-  load_tile<T, kHeadTile>(grad_out_tile, static_cast<const T*>(params.grad_out) + (query_row + first_query) * d,
+  const long long query_row =
+      static_cast<long long>(batch * params.query_heads + head) * mask.query_length;
+  const long long key_row =
+      static_cast<long long>(batch * params.kv_heads + kv_head) * mask.key_length;
+  load_tile<T, kHeadTile>(q_tile, static_cast<const T*>(params.q) + (query_row + first_query) * d,
+                          rows_left, d);
+  load_tile<T, kHeadTile>(grad_out_tile,
+                          static_cast<const T*>(params.grad_out) + (query_row + first_query) * d,
                           rows_left, d);
   const T* k = static_cast<const T*>(params.k) + key_row * d;  // (Nk, D)
   const T* v = static_cast<const T*>(params.v) + key_row * d;  // (Nk, D)
@@ -369,7 +391,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_q_kernel(FlashPa
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const long long row = warp_row + lane.group + 8 * half;
-    row_lse[half] = row < rows_left ? params.lse[query_row + first_query + row] : negative_infinity();
+    row_lse[half] =
+        row < rows_left ? params.lse[query_row + first_query + row] : negative_infinity();
     row_delta[half] = row < rows_left ? params.delta[query_row + first_query + row] : 0.0f;
   }
   HeadAccumulator<kHeadTile> grad_q = {};
@@ -386,7 +409,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_q_kernel(FlashPa
     __syncthreads();
     ScoreAccumulator p = {};
     warp_rows_times_rows<T, kHeadTile>(p, q_tile, warp_row, k_tile, d);  // S = Q K^T
-    scale_and_mask<false>(p, params.scale, visibility.partial, mask, first_query + warp_row, first_key);
+    scale_and_mask<false>(p, params.scale, visibility.partial, mask, first_query + warp_row,
+                          first_key);
     ScoreAccumulator ds = {};
     warp_rows_times_rows<T, kHeadTile>(ds, grad_out_tile, warp_row, v_tile, d);  // dP = dO V^T
 #pragma unroll
@@ -394,14 +418,15 @@ __global__ void __launch_bounds__(kFlashThreads) flash_backward_q_kernel(FlashPa
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int half = e / 2;
-        ds[tile][e] = exp_shifted(p[tile][e], row_lse[half]) * (ds[tile][e] - row_delta[half]);  // dS
+        ds[tile][e] =
+            exp_shifted(p[tile][e], row_lse[half]) * (ds[tile][e] - row_delta[half]);  // dS
       }
     }
     warp_weights_times_rows<T, kHeadTile>(grad_q, ds, k_tile, d);  // dQ += dS K (scaled at the end)
   }
   const float scale_q[2] = {params.scale, params.scale};
-  store_rows<T, kHeadTile>(static_cast<T*>(params.grad_q) + (query_row + first_query) * d, grad_q, scale_q, warp_row,
-                           rows_left, d);
+  store_rows<T, kHeadTile>(static_cast<T*>(params.grad_q) + (query_row + first_query) * d, grad_q,
+                           scale_q, warp_row, rows_left, d);
 }
 
 template <typename Kernel>
@@ -411,31 +436,35 @@ void launch_flash_kernel(Kernel kernel, dim3 grid, int shared_bytes, const Flash
     return;
   }
   // Above 48 KiB a kernel must opt in to dynamic shared memory.
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
+  CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
   kernel<<<grid, kFlashThreads, shared_bytes, stream>>>(params);
   CUDA_CHECK_LAUNCH();
 }
 
-inline unsigned tile_count(long long length) { return static_cast<unsigned>((length + kFlashTile - 1) / kFlashTile); }
+inline unsigned tile_count(long long length) {
+  return static_cast<unsigned>((length + kFlashTile - 1) / kFlashTile);
+}
 
 template <typename T, int kHeadTile>
 void launch_flash_forward(const FlashParams& params, cudaStream_t stream) {
   const dim3 grid(tile_count(params.mask.query_length), params.query_heads, params.batch);
-  launch_flash_kernel(flash_forward_kernel<T, kHeadTile>, grid, 3 * kSharedTileBytes<T, kHeadTile>, params, stream);
+  launch_flash_kernel(flash_forward_kernel<T, kHeadTile>, grid, 3 * kSharedTileBytes<T, kHeadTile>,
+                      params, stream);
 }
 
 template <typename T, int kHeadTile>
 void launch_flash_backward_kv(const FlashParams& params, cudaStream_t stream) {
   const dim3 grid(tile_count(params.mask.key_length), params.kv_heads, params.batch);
-  launch_flash_kernel(flash_backward_kv_kernel<T, kHeadTile>, grid, 4 * kSharedTileBytes<T, kHeadTile>, params,
-                      stream);
+  launch_flash_kernel(flash_backward_kv_kernel<T, kHeadTile>, grid,
+                      4 * kSharedTileBytes<T, kHeadTile>, params, stream);
 }
 
 template <typename T, int kHeadTile>
 void launch_flash_backward_q(const FlashParams& params, cudaStream_t stream) {
   const dim3 grid(tile_count(params.mask.query_length), params.query_heads, params.batch);
-  launch_flash_kernel(flash_backward_q_kernel<T, kHeadTile>, grid, 4 * kSharedTileBytes<T, kHeadTile>, params,
-                      stream);
+  launch_flash_kernel(flash_backward_q_kernel<T, kHeadTile>, grid,
+                      4 * kSharedTileBytes<T, kHeadTile>, params, stream);
 }
 
 }  // namespace longseq::cuda

@@ -8,13 +8,15 @@
 namespace longseq::cuda {
 
 void materialised_attention_forward(ComputeContext& context, const AttentionShape& shape,
-                                    const AttentionOptions& options, const Tensor& q, const Tensor& k,
-                                    const Tensor& v, const Tensor& out, const Tensor& lse, long long query_chunk);
+                                    const AttentionOptions& options, const Tensor& q,
+                                    const Tensor& k, const Tensor& v, const Tensor& out,
+                                    const Tensor& lse, long long query_chunk);
 
 void materialised_attention_backward(ComputeContext& context, const AttentionShape& shape,
-                                     const AttentionOptions& options, const Tensor& q, const Tensor& k,
-                                     const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
-                                     const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v,
-                                     long long query_chunk);
+                                     const AttentionOptions& options, const Tensor& q,
+                                     const Tensor& k, const Tensor& v, const Tensor& out,
+                                     const Tensor& lse, const Tensor& grad_out,
+                                     const Tensor& grad_q, const Tensor& grad_k,
+                                     const Tensor& grad_v, long long query_chunk);
 
 }  // namespace longseq::cuda

@@ -35,7 +35,8 @@ __device__ __forceinline__ float merged_lse(const Partials& partials, long long 
   return lse;
 }
 
-__global__ void merge_forward_kernel(Partials partials, float* out, float* lse, long long rows, long long head_dim) {
+__global__ void merge_forward_kernel(Partials partials, float* out, float* lse, long long rows,
+                                     long long head_dim) {
   const long long row = static_cast<long long>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = static_cast<int>(threadIdx.x % 32);
   if (row >= rows) {
@@ -56,8 +57,9 @@ __global__ void merge_forward_kernel(Partials partials, float* out, float* lse, 
 }
 
 // w_s = exp(LSE_s - LSE), dO_s = w_s dO, dLSE_s = w_s (<dO, O_s - O> + dLSE).
-__global__ void merge_backward_kernel(Partials partials, const float* grad_out, const float* grad_lse,
-                                      const float* out, const float* lse, long long rows, long long head_dim) {
+__global__ void merge_backward_kernel(Partials partials, const float* grad_out,
+                                      const float* grad_lse, const float* out, const float* lse,
+                                      long long rows, long long head_dim) {
   const long long row = static_cast<long long>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = static_cast<int>(threadIdx.x % 32);
   if (row >= rows) {
@@ -89,12 +91,15 @@ __global__ void merge_backward_kernel(Partials partials, const float* grad_out, 
 class PointerTable {
  public:
   PointerTable(const std::vector<const void*>& pointers, cudaStream_t stream)
-      : table_(Tensor::empty({static_cast<std::int64_t>(pointers.size() * sizeof(void*))}, DType::u8, Device::cuda)) {
+      : table_(Tensor::empty({static_cast<std::int64_t>(pointers.size() * sizeof(void*))},
+                             DType::u8, Device::cuda)) {
     // Stream-ordered; from pageable memory the call returns once `pointers` has been staged.
     CUDA_CHECK(cudaMemcpyAsync(table_.raw_data(), pointers.data(), pointers.size() * sizeof(void*),
                                cudaMemcpyHostToDevice, stream));
   }
-  [[nodiscard]] void* const* at(std::size_t index) const { return static_cast<void* const*>(table_.raw_data()) + index; }
+  [[nodiscard]] void* const* at(std::size_t index) const {
+    return static_cast<void* const*>(table_.raw_data()) + index;
+  }
 
  private:
   Tensor table_;
@@ -102,8 +107,8 @@ class PointerTable {
 
 }  // namespace
 
-void merge_attention_forward(ComputeContext& context, std::span<const Tensor> outs, std::span<const Tensor> lses,
-                             const Tensor& out, const Tensor& lse) {
+void merge_attention_forward(ComputeContext& context, std::span<const Tensor> outs,
+                             std::span<const Tensor> lses, const Tensor& out, const Tensor& lse) {
   const long long rows = lse.numel();
   const long long head_dim = out.size(-1);
   const std::size_t count = outs.size();
@@ -123,16 +128,17 @@ void merge_attention_forward(ComputeContext& context, std::span<const Tensor> ou
                           reinterpret_cast<const float* const*>(table.at(count)), nullptr, nullptr,
                           static_cast<int>(count)};
   const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  merge_forward_kernel<<<blocks, kMergeThreads, 0, stream>>>(partials, out.data<float>(), lse.data<float>(), rows,
-                                                             head_dim);
+  merge_forward_kernel<<<blocks, kMergeThreads, 0, stream>>>(partials, out.data<float>(),
+                                                             lse.data<float>(), rows, head_dim);
   CUDA_CHECK_LAUNCH();
   // The pointer table is freed on return; make sure the stream is done with it.
   CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
-void merge_attention_backward(ComputeContext& context, const Tensor& grad_out, const Tensor& grad_lse,
-                              std::span<const Tensor> outs, std::span<const Tensor> lses, const Tensor& out,
-                              const Tensor& lse, std::span<const Tensor> grad_outs,
+void merge_attention_backward(ComputeContext& context, const Tensor& grad_out,
+                              const Tensor& grad_lse, std::span<const Tensor> outs,
+                              std::span<const Tensor> lses, const Tensor& out, const Tensor& lse,
+                              std::span<const Tensor> grad_outs,
                               std::span<const Tensor> grad_lses) {
   const long long rows = lse.numel();
   const long long head_dim = out.size(-1);
@@ -151,10 +157,12 @@ void merge_attention_backward(ComputeContext& context, const Tensor& grad_out, c
   const Partials partials{reinterpret_cast<const float* const*>(table.at(0)),
                           reinterpret_cast<const float* const*>(table.at(count)),
                           reinterpret_cast<float* const*>(table.at(2 * count)),
-                          reinterpret_cast<float* const*>(table.at(3 * count)), static_cast<int>(count)};
+                          reinterpret_cast<float* const*>(table.at(3 * count)),
+                          static_cast<int>(count)};
   const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
   merge_backward_kernel<<<blocks, kMergeThreads, 0, stream>>>(
-      partials, grad_out.data<float>(), grad_lse.defined() && grad_lse.numel() > 0 ? grad_lse.data<float>() : nullptr,
+      partials, grad_out.data<float>(),
+      grad_lse.defined() && grad_lse.numel() > 0 ? grad_lse.data<float>() : nullptr,
       out.data<float>(), lse.data<float>(), rows, head_dim);
   CUDA_CHECK_LAUNCH();
   // The pointer table is freed on return; make sure the stream is done with it.

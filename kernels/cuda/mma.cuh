@@ -2,9 +2,11 @@
 // fragment layouts they imply. Lane = 4 * group + quad (group 0-7, quad 0-3); 16-bit pairs are
 // packed low element first, as they lie in memory.
 //   A (16 x 16, row-major):  a[0] = (group,     2quad, 2quad+1)   a[1] = (group + 8, 2quad, ...)
-//                            a[2] = (group,     2quad + 8, ...)   a[3] = (group + 8, 2quad + 8, ...)
-//   B (16 x 8, k x n):       b[0] = (k 2quad, 2quad+1; n group)   b[1] = (k 2quad + 8, ...; n group)
-//   C (16 x 8, fp32):        c[0], c[1] = (group, 2quad, 2quad+1) c[2], c[3] = (group + 8, ...)
+//                            a[2] = (group,     2quad + 8, ...)   a[3] = (group + 8, 2quad + 8,
+//                            ...)
+//   B (16 x 8, k x n):       b[0] = (k 2quad, 2quad+1; n group)   b[1] = (k 2quad + 8, ...; n
+//   group) C (16 x 8, fp32):        c[0], c[1] = (group, 2quad, 2quad+1) c[2], c[3] = (group + 8,
+//   ...)
 // The C layout of two adjacent n-tiles is the A layout of one 16-wide k-slice, so a score tile
 // becomes the A operand of the next product without leaving registers.
 #pragma once
@@ -17,13 +19,16 @@
 namespace longseq::cuda {
 
 template <typename T>
-__device__ __forceinline__ void mma_16x8x16(float (&c)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]);
+__device__ __forceinline__ void mma_16x8x16(float (&c)[4], const std::uint32_t (&a)[4],
+                                            const std::uint32_t (&b)[2]);
 
 template <>
-__device__ __forceinline__ void mma_16x8x16<__nv_bfloat16>(float (&c)[4], const std::uint32_t (&a)[4],
+__device__ __forceinline__ void mma_16x8x16<__nv_bfloat16>(float (&c)[4],
+                                                           const std::uint32_t (&a)[4],
                                                            const std::uint32_t (&b)[2]) {
   asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, "
       "{%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
@@ -33,7 +38,8 @@ template <>
 __device__ __forceinline__ void mma_16x8x16<__half>(float (&c)[4], const std::uint32_t (&a)[4],
                                                     const std::uint32_t (&b)[2]) {
   asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, "
+      "%9}, "
       "{%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
@@ -59,7 +65,8 @@ __device__ __forceinline__ void load_matrix_x4(std::uint32_t (&r)[4], const void
 
 // A fragment of the 16 x 16 block at (row0, col0) of a row-major shared tile (ld elements a row).
 template <typename T>
-__device__ __forceinline__ void load_a_fragment(std::uint32_t (&a)[4], const T* tile, int ld, int row0, int col0) {
+__device__ __forceinline__ void load_a_fragment(std::uint32_t (&a)[4], const T* tile, int ld,
+                                                int row0, int col0) {
   const int lane = static_cast<int>(threadIdx.x) % 32;
   // Matrices: (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
   load_matrix_x4<false>(a, tile + (row0 + lane % 16) * ld + col0 + (lane / 16) * 8);
@@ -68,12 +75,13 @@ __device__ __forceinline__ void load_a_fragment(std::uint32_t (&a)[4], const T* 
 // B fragments of two adjacent n-tiles (n0, n0 + 8) for k-slice k0, from a shared tile stored
 // n-major: tile[n][k] (a key tile when B = K^T). b[t] is the fragment of n-tile t.
 template <typename T>
-__device__ __forceinline__ void load_b_fragments_n_major(std::uint32_t (&b)[2][2], const T* tile, int ld, int n0,
-                                                         int k0) {
+__device__ __forceinline__ void load_b_fragments_n_major(std::uint32_t (&b)[2][2], const T* tile,
+                                                         int ld, int n0, int k0) {
   const int lane = static_cast<int>(threadIdx.x) % 32;
   // Matrices: (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
   std::uint32_t r[4];
-  load_matrix_x4<false>(r, tile + (n0 + lane % 8 + (lane / 16) * 8) * ld + k0 + ((lane / 8) % 2) * 8);
+  load_matrix_x4<false>(r,
+                        tile + (n0 + lane % 8 + (lane / 16) * 8) * ld + k0 + ((lane / 8) % 2) * 8);
   b[0][0] = r[0];
   b[0][1] = r[1];
   b[1][0] = r[2];
@@ -82,8 +90,8 @@ __device__ __forceinline__ void load_b_fragments_n_major(std::uint32_t (&b)[2][2
 
 // The same from a shared tile stored k-major: tile[k][n] (a value tile when B = V).
 template <typename T>
-__device__ __forceinline__ void load_b_fragments_k_major(std::uint32_t (&b)[2][2], const T* tile, int ld, int k0,
-                                                         int n0) {
+__device__ __forceinline__ void load_b_fragments_k_major(std::uint32_t (&b)[2][2], const T* tile,
+                                                         int ld, int k0, int n0) {
   const int lane = static_cast<int>(threadIdx.x) % 32;
   // Matrices: (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15), transposed.
   std::uint32_t r[4];
@@ -112,8 +120,8 @@ __device__ __forceinline__ std::uint32_t pack_pair<__half>(float low, float high
 // The A fragment of k-slice `slice` (columns 16 slice .. 16 slice + 15) of a 16-row fp32 tile
 // held as C fragments c[n-tile][4].
 template <typename T, int kTiles>
-__device__ __forceinline__ void accumulator_to_a_fragment(std::uint32_t (&a)[4], const float (&c)[kTiles][4],
-                                                          int slice) {
+__device__ __forceinline__ void accumulator_to_a_fragment(std::uint32_t (&a)[4],
+                                                          const float (&c)[kTiles][4], int slice) {
   a[0] = pack_pair<T>(c[2 * slice][0], c[2 * slice][1]);
   a[1] = pack_pair<T>(c[2 * slice][2], c[2 * slice][3]);
   a[2] = pack_pair<T>(c[2 * slice + 1][0], c[2 * slice + 1][1]);

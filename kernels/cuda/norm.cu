@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cub/block/block_reduce.cuh>
-#include <limits>
 
 #include "kernels/backends.h"
 #include "kernels/common/norm_math.h"
+#include "kernels/cuda/element.cuh"
 #include "runtime/cuda/resources.h"
 
 namespace longseq::cuda {
@@ -32,35 +32,6 @@ constexpr std::int64_t kMinRowsPerRange = 32;
 constexpr std::int64_t kMaxRanges = 512;
 constexpr int kSumThreads = 256;
 
-// Activation elements: fp32, or bf16 / fp16 as the runtime's bit-compatible structs.
-__device__ __forceinline__ float load_float(float value) { return value; }
-__device__ __forceinline__ float load_float(BFloat16 value) { return to_float(value); }
-__device__ __forceinline__ float load_float(Half value) { return to_float(value); }
-__device__ __forceinline__ void store_float(float& element, float value) { element = value; }
-__device__ __forceinline__ void store_float(BFloat16& element, float value) {
-  element = to_bfloat16(value);
-}
-__device__ __forceinline__ void store_float(Half& element, float value) {
-  element = to_half(value);
-}
-
-template <typename Launch>
-void with_activation_type(const char* op, DType dtype, Launch&& launch) {
-  switch (dtype) {
-    case DType::f32:
-      launch(float{});
-      return;
-    case DType::bf16:
-      launch(BFloat16{});
-      return;
-    case DType::f16:
-      launch(Half{});
-      return;
-    default:
-      LONGSEQ_CHECK(false, "[{}] no CUDA kernel for {}", op, dtype_name(dtype));
-  }
-}
-
 // One block per row. mean and beta are null for RMS norm.
 template <typename T>
 __global__ void __launch_bounds__(kRowThreads)
@@ -78,7 +49,7 @@ __global__ void __launch_bounds__(kRowThreads)
   if (mean != nullptr) {
     float sum = 0.0f;
     for (std::int64_t c = threadIdx.x; c < columns; c += kRowThreads) {
-      sum += load_float(x_row[c]);
+      sum += element_to_float(x_row[c]);
     }
     sum = RowReduce(reduce_storage).Sum(sum);
     if (threadIdx.x == 0) {
@@ -91,7 +62,7 @@ __global__ void __launch_bounds__(kRowThreads)
   // Second pass over deviations from the mean: no cancellation, unlike E[x^2] - E[x]^2.
   float squares = 0.0f;
   for (std::int64_t c = threadIdx.x; c < columns; c += kRowThreads) {
-    const float deviation = load_float(x_row[c]) - row_mean;
+    const float deviation = element_to_float(x_row[c]) - row_mean;
     squares += deviation * deviation;
   }
   squares = RowReduce(reduce_storage).Sum(squares);
@@ -103,7 +74,8 @@ __global__ void __launch_bounds__(kRowThreads)
   const float row_rstd = row_rstd_shared;
   for (std::int64_t c = threadIdx.x; c < columns; c += kRowThreads) {
     const float shift = beta != nullptr ? beta[c] : 0.0f;
-    store_float(y_row[c], norm_output(load_float(x_row[c]), row_mean, row_rstd, gamma[c], shift));
+    y_row[c] = element_from_float<T>(
+        norm_output(element_to_float(x_row[c]), row_mean, row_rstd, gamma[c], shift));
   }
 }
 
@@ -126,8 +98,8 @@ __global__ void __launch_bounds__(kRowThreads)
   float sum_dxhat = 0.0f;
   float sum_dxhat_xhat = 0.0f;
   for (std::int64_t c = threadIdx.x; c < columns; c += kRowThreads) {
-    const float xhat = norm_normalized(load_float(x_row[c]), row_mean, row_rstd);
-    const float dxhat = load_float(grad_y_row[c]) * gamma[c];
+    const float xhat = norm_normalized(element_to_float(x_row[c]), row_mean, row_rstd);
+    const float dxhat = element_to_float(grad_y_row[c]) * gamma[c];
     sum_dxhat += dxhat;
     sum_dxhat_xhat += dxhat * xhat;
   }
@@ -146,9 +118,10 @@ __global__ void __launch_bounds__(kRowThreads)
   const float mean_dxhat = mean_dxhat_shared;
   const float mean_dxhat_xhat = mean_dxhat_xhat_shared;
   for (std::int64_t c = threadIdx.x; c < columns; c += kRowThreads) {
-    const float xhat = norm_normalized(load_float(x_row[c]), row_mean, row_rstd);
-    const float dxhat = load_float(grad_y_row[c]) * gamma[c];
-    store_float(grad_x_row[c], norm_grad_input(dxhat, xhat, row_rstd, mean_dxhat, mean_dxhat_xhat));
+    const float xhat = norm_normalized(element_to_float(x_row[c]), row_mean, row_rstd);
+    const float dxhat = element_to_float(grad_y_row[c]) * gamma[c];
+    grad_x_row[c] =
+        element_from_float<T>(norm_grad_input(dxhat, xhat, row_rstd, mean_dxhat, mean_dxhat_xhat));
   }
 }
 
@@ -170,9 +143,9 @@ __global__ void __launch_bounds__(kColumnTile* kRowLanes)
   if (column < columns) {
     for (std::int64_t row = row_begin + threadIdx.y; row < row_end; row += kRowLanes) {
       const float row_mean = mean != nullptr ? mean[row] : 0.0f;
-      const float dy = load_float(grad_y[row * columns + column]);
+      const float dy = element_to_float(grad_y[row * columns + column]);
       const float xhat =
-          norm_normalized(load_float(x[row * columns + column]), row_mean, rstd[row]);
+          norm_normalized(element_to_float(x[row * columns + column]), row_mean, rstd[row]);
       sum_gamma += dy * xhat;
       sum_beta += dy;
     }
@@ -226,12 +199,6 @@ class StreamScratch {
   cudaStream_t stream_;
 };
 
-unsigned int row_blocks(const char* op, std::int64_t rows) {
-  LONGSEQ_CHECK(rows <= std::numeric_limits<int>::max(), "[{}] {} rows exceed one CUDA grid", op,
-                rows);
-  return static_cast<unsigned int>(rows);
-}
-
 void norm_forward(ComputeContext& context, const char* op, const Tensor& x, const float* gamma,
                   const float* beta, float eps, const Tensor& y, float* mean, float* rstd) {
   const std::int64_t rows = x.size(0);
@@ -241,7 +208,7 @@ void norm_forward(ComputeContext& context, const char* op, const Tensor& x, cons
   }
   const unsigned int blocks = row_blocks(op, rows);
   const cudaStream_t stream = context.cuda().stream();
-  with_activation_type(op, x.dtype(), [&](auto element) {
+  dispatch_floating(op, x.dtype(), [&](auto element) {
     using T = decltype(element);
     norm_forward_kernel<T><<<blocks, kRowThreads, 0, stream>>>(columns, x.data<T>(), gamma, beta,
                                                                eps, y.data<T>(), mean, rstd);
@@ -278,7 +245,7 @@ void norm_backward(ComputeContext& context, const char* op, const Tensor& grad_y
   const dim3 partial_block(kColumnTile, kRowLanes);
   const auto sum_blocks = static_cast<unsigned int>((columns + kSumThreads - 1) / kSumThreads);
 
-  with_activation_type(op, x.dtype(), [&](auto element) {
+  dispatch_floating(op, x.dtype(), [&](auto element) {
     using T = decltype(element);
     norm_grad_input_kernel<T><<<blocks, kRowThreads, 0, stream>>>(
         columns, grad_y.data<T>(), x.data<T>(), gamma, mean, rstd, grad_x.data<T>());

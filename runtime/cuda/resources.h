@@ -7,9 +7,7 @@ namespace longseq {
 
 class CudaResources {
  public:
-  CudaResources() {
-    CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream_.get()));
-  }
+  CudaResources() { CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream_.get())); }
   [[nodiscard]] cudaStream_t stream() const { return stream_.get(); }
   [[nodiscard]] cublasHandle_t cublas() const { return cublas_.get(); }
 

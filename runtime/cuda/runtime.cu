@@ -43,7 +43,8 @@ std::string cuda_device_description() {
   cudaDeviceProp properties{};
   CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
   return LONGSEQ_FORMAT("{} (sm_{}{}, {} GiB, {} SMs)", properties.name, properties.major,
-                     properties.minor, properties.totalGlobalMem >> 30, properties.multiProcessorCount);
+                        properties.minor, properties.totalGlobalMem >> 30,
+                        properties.multiProcessorCount);
 }
 
 void* cuda_allocate(std::size_t bytes) {
@@ -59,7 +60,9 @@ void cuda_copy(void* destination, Device destination_device, const void* source,
   CUDA_CHECK(cudaMemcpy(destination, source, bytes, copy_kind(destination_device, source_device)));
 }
 
-void cuda_fill_zero(void* destination, std::size_t bytes) { CUDA_CHECK(cudaMemset(destination, 0, bytes)); }
+void cuda_fill_zero(void* destination, std::size_t bytes) {
+  CUDA_CHECK(cudaMemset(destination, 0, bytes));
+}
 
 void CudaResourcesDeleter::operator()(CudaResources* resources) const noexcept { delete resources; }
 
@@ -71,6 +74,8 @@ CudaResourcesPtr make_cuda_resources() {
   return CudaResourcesPtr(new CudaResources());
 }
 
-void synchronize_cuda(CudaResources& resources) { CUDA_CHECK(cudaStreamSynchronize(resources.stream())); }
+void synchronize_cuda(CudaResources& resources) {
+  CUDA_CHECK(cudaStreamSynchronize(resources.stream()));
+}
 
 }  // namespace longseq

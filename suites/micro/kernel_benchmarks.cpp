@@ -37,7 +37,8 @@ bool skip_without_device(benchmark::State& state, Device device) {
 }
 
 void set_flop_rate(benchmark::State& state, double flops_per_iteration) {
-  state.counters["FLOP/s"] = benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void gemm_benchmark(benchmark::State& state, Device device, DType dtype) {
@@ -85,7 +86,8 @@ void attention_benchmark(benchmark::State& state, Device device, DType dtype, bo
     context.synchronize();
   }
   const AttentionShape geometry = attention_shape("benchmark", q, k, v, options);
-  set_flop_rate(state, backward ? attention_backward_flops(geometry) : attention_forward_flops(geometry));
+  set_flop_rate(state,
+                backward ? attention_backward_flops(geometry) : attention_forward_flops(geometry));
 }
 
 void layer_norm_benchmark(benchmark::State& state, Device device, DType dtype) {
@@ -127,29 +129,37 @@ void register_benchmarks() {
     Device device;
     DType dtype;
   };
-  const Backend backends[] = {{"cpu/fp32", Device::cpu, DType::f32}, {"cuda/bf16", Device::cuda, DType::bf16}};
+  const Backend backends[] = {{"cpu/fp32", Device::cpu, DType::f32},
+                              {"cuda/bf16", Device::cuda, DType::bf16}};
   for (const Backend& backend : backends) {
     const std::string suffix = std::string("/") + backend.name;
     const bool gpu = backend.device == Device::cuda;
-    benchmark::RegisterBenchmark(("gemm" + suffix).c_str(), gemm_benchmark, backend.device, backend.dtype)
+    benchmark::RegisterBenchmark(("gemm" + suffix).c_str(), gemm_benchmark, backend.device,
+                                 backend.dtype)
         ->Arg(gpu ? 8192 : 2048)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
     for (const bool flash : {false, true}) {
-      auto* registered = benchmark::RegisterBenchmark(((flash ? "flash_attention" : "softmax_attention") + suffix).c_str(),
-                                                      attention_benchmark, backend.device, backend.dtype, flash);
-      registered->ArgNames({"N", "D", "causal", "backward"})->Unit(benchmark::kMillisecond)->UseRealTime();
-      for (const std::int64_t n : gpu ? std::vector<std::int64_t>{4096, 16384} : std::vector<std::int64_t>{1024, 4096}) {
+      auto* registered = benchmark::RegisterBenchmark(
+          ((flash ? "flash_attention" : "softmax_attention") + suffix).c_str(), attention_benchmark,
+          backend.device, backend.dtype, flash);
+      registered->ArgNames({"N", "D", "causal", "backward"})
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+      for (const std::int64_t n :
+           gpu ? std::vector<std::int64_t>{4096, 16384} : std::vector<std::int64_t>{1024, 4096}) {
         if (!flash && n > 4096) continue;  // the materialised baseline needs N^2 memory
         for (const std::int64_t backward : {0, 1}) {
           registered->Args({n, gpu ? 128 : 64, 0, backward});
         }
       }
     }
-    benchmark::RegisterBenchmark(("layer_norm" + suffix).c_str(), layer_norm_benchmark, backend.device, backend.dtype)
+    benchmark::RegisterBenchmark(("layer_norm" + suffix).c_str(), layer_norm_benchmark,
+                                 backend.device, backend.dtype)
         ->Args({8192, 1024})
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("gelu" + suffix).c_str(), gelu_benchmark, backend.device, backend.dtype)
+    benchmark::RegisterBenchmark(("gelu" + suffix).c_str(), gelu_benchmark, backend.device,
+                                 backend.dtype)
         ->Arg(1 << 22)
         ->UseRealTime();
   }

@@ -47,13 +47,6 @@ struct AttentionParameters {
   std::string label = {};
 };
 
-struct AttentionInputs {
-  Tensor q;         // (B, Hq, Nq, D)
-  Tensor k;         // (B, Hkv, Nk, D)
-  Tensor v;         // (B, Hkv, Nk, D)
-  Tensor grad_out;  // (B, Hq, Nq, D)
-};
-
 void attention_forward(AttentionKind kind, ComputeContext& context, const AttentionInputs& in,
                        const AttentionOptions& options, const Tensor& out, const Tensor& lse) {
   if (kind == AttentionKind::flash) {
@@ -106,15 +99,8 @@ class AttentionCase final : public KernelCase {
   }
 
   [[nodiscard]] double flops() const override {
-    AttentionShape shape;
-    shape.batch = p_.batch;
-    shape.query_heads = p_.query_heads;
-    shape.kv_heads = p_.kv_heads;
-    shape.query_length = p_.query_length;
-    shape.key_length = p_.key_length;
-    shape.head_dim = p_.head_dim;
-    shape.causal = p_.causal;
-    return attention_forward_flops(shape) + attention_backward_flops(shape);
+    return attention_flops(p_.batch, p_.query_heads, p_.query_length, p_.key_length, p_.head_dim,
+                           p_.causal);
   }
 
   [[nodiscard]] Results run(ComputeContext& context, Device device, DType dtype) const override {
@@ -139,18 +125,8 @@ class AttentionCase final : public KernelCase {
   }
 
   [[nodiscard]] Results reference(DType dtype) const override {
-    const AttentionInputs in = inputs(dtype);
     // An all-ones mask must give the dense result: the reference does not see the mask at all.
-    const AttentionOptions attention_options = options(p_.mask == MaskKind::all_ones);
-    const Tensor out = Tensor::empty(in.q.shape(), DType::f64);
-    const Tensor lse = Tensor::empty({p_.batch, p_.query_heads, p_.query_length}, DType::f64);
-    reference::attention_forward(in.q, in.k, in.v, attention_options, out, lse);
-    const Tensor grad_q = Tensor::empty(in.q.shape(), DType::f64);
-    const Tensor grad_k = Tensor::empty(in.k.shape(), DType::f64);
-    const Tensor grad_v = Tensor::empty(in.v.shape(), DType::f64);
-    reference::attention_backward(in.q, in.k, in.v, in.grad_out, attention_options, grad_q, grad_k,
-                                  grad_v);
-    return {{"out", out}, {"lse", lse}, {"grad_q", grad_q}, {"grad_k", grad_k}, {"grad_v", grad_v}};
+    return reference_attention(inputs(dtype), options(p_.mask == MaskKind::all_ones));
   }
 
   void check_properties(const Results& results) const override {
@@ -170,12 +146,9 @@ class AttentionCase final : public KernelCase {
 
  private:
   [[nodiscard]] AttentionInputs inputs(DType dtype) const {
-    const Shape query_shape{p_.batch, p_.query_heads, p_.query_length, p_.head_dim};
-    const Shape key_shape{p_.batch, p_.kv_heads, p_.key_length, p_.head_dim};
-    return {random_normal_tensor(query_shape, p_.seed, 1, dtype, p_.input_scale),
-            random_normal_tensor(key_shape, p_.seed, 2, dtype, p_.input_scale),
-            random_normal_tensor(key_shape, p_.seed, 3, dtype),
-            random_normal_tensor(query_shape, p_.seed, 4, dtype)};
+    return random_attention_inputs({p_.batch, p_.query_heads, p_.query_length, p_.head_dim},
+                                   {p_.batch, p_.kv_heads, p_.key_length, p_.head_dim}, p_.seed,
+                                   dtype, p_.input_scale);
   }
 
   [[nodiscard]] AttentionOptions options(bool without_mask) const {

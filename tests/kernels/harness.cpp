@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/reference.h"
 #include "runtime/device.h"
 #include "runtime/philox.h"
 
@@ -210,6 +211,37 @@ TEST_P(CudaBackend, MatchesReference) {
     GTEST_SKIP() << "no GPU: " << cuda_unavailable_reason();
   }
   run_backend_comparison(*GetParam(), Device::cuda);
+}
+
+AttentionInputs random_attention_inputs(const Shape& query_shape, const Shape& key_shape,
+                                        std::uint64_t seed, DType dtype, double qk_scale) {
+  return {random_normal_tensor(query_shape, seed, 1, dtype, qk_scale),
+          random_normal_tensor(key_shape, seed, 2, dtype, qk_scale),
+          random_normal_tensor(key_shape, seed, 3, dtype),
+          random_normal_tensor(query_shape, seed, 4, dtype)};
+}
+
+Results reference_attention(const AttentionInputs& in, const AttentionOptions& options) {
+  const Tensor out = Tensor::empty(in.q.shape(), DType::f64);
+  const Tensor lse = Tensor::empty({in.q.size(0), in.q.size(1), in.q.size(2)}, DType::f64);
+  reference::attention_forward(in.q, in.k, in.v, options, out, lse);
+  const Tensor grad_q = Tensor::empty(in.q.shape(), DType::f64);
+  const Tensor grad_k = Tensor::empty(in.k.shape(), DType::f64);
+  const Tensor grad_v = Tensor::empty(in.v.shape(), DType::f64);
+  reference::attention_backward(in.q, in.k, in.v, in.grad_out, options, grad_q, grad_k, grad_v);
+  return {{"out", out}, {"lse", lse}, {"grad_q", grad_q}, {"grad_k", grad_k}, {"grad_v", grad_v}};
+}
+
+double attention_flops(std::int64_t batch, std::int64_t query_heads, std::int64_t query_length,
+                       std::int64_t key_length, std::int64_t head_dim, bool causal) {
+  AttentionShape shape;
+  shape.batch = batch;
+  shape.query_heads = query_heads;
+  shape.query_length = query_length;
+  shape.key_length = key_length;
+  shape.head_dim = head_dim;
+  shape.causal = causal;
+  return attention_forward_flops(shape) + attention_backward_flops(shape);
 }
 
 }  // namespace longseq::test

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "runtime/context.h"
 #include "runtime/tensor.h"
 
@@ -122,6 +123,26 @@ Tensor to_host(const Tensor& tensor);
 
 // A CPU copy of `tensor` as fp64.
 Tensor as_f64(const Tensor& tensor);
+
+// ---- attention inputs and reference (the attention and merge tests)
+
+struct AttentionInputs {
+  Tensor q;         // (B, Hq, Nq, D)
+  Tensor k;         // (B, Hkv, Nk, D)
+  Tensor v;         // (B, Hkv, Nk, D)
+  Tensor grad_out;  // (B, Hq, Nq, D)
+};
+
+// Standard normals from `seed` (streams 1 to 4 for q, k, v, grad_out), q and k times `qk_scale`.
+AttentionInputs random_attention_inputs(const Shape& query_shape, const Shape& key_shape,
+                                        std::uint64_t seed, DType dtype, double qk_scale = 1.0);
+
+// The reference forward and backward on `in`: out, lse, grad_q, grad_k, grad_v in fp64.
+Results reference_attention(const AttentionInputs& in, const AttentionOptions& options);
+
+// FLOPs of one forward and one backward call (kernels/attention.h conventions).
+double attention_flops(std::int64_t batch, std::int64_t query_heads, std::int64_t query_length,
+                       std::int64_t key_length, std::int64_t head_dim, bool causal);
 
 class CpuBackend : public testing::TestWithParam<KernelCasePtr> {};
 class CudaBackend : public testing::TestWithParam<KernelCasePtr> {};

@@ -224,19 +224,12 @@ class SplitMergeCase final : public KernelCase {
   }
 
   [[nodiscard]] double flops() const override {
-    AttentionShape shape;
-    shape.batch = 1;
-    shape.query_heads = p_.query_heads;
-    shape.kv_heads = p_.kv_heads;
-    shape.query_length = p_.query_length;
-    shape.key_length = p_.key_length;
-    shape.head_dim = p_.head_dim;
-    shape.causal = p_.causal;
-    return attention_forward_flops(shape) + attention_backward_flops(shape);
+    return attention_flops(1, p_.query_heads, p_.query_length, p_.key_length, p_.head_dim,
+                           p_.causal);
   }
 
   [[nodiscard]] Results run(ComputeContext& context, Device device, DType dtype) const override {
-    const Inputs host = inputs(dtype);
+    const AttentionInputs host = inputs(dtype);
     const Tensor q = on_device(host.q, device);
     const Tensor grad_out = on_device(host.grad_out, device);
     const std::int64_t parts = static_cast<std::int64_t>(p_.splits.size()) - 1;
@@ -290,38 +283,20 @@ class SplitMergeCase final : public KernelCase {
   }
 
   [[nodiscard]] Results reference(DType dtype) const override {
-    const Inputs in = inputs(dtype);
     AttentionOptions options;
     options.causal = p_.causal;
     options.query_offset = p_.query_offset;
     options.key_offset = p_.key_offset;
-    const Tensor out = Tensor::empty(in.q.shape(), DType::f64);
-    const Tensor lse = Tensor::empty(lse_shape(), DType::f64);
-    reference::attention_forward(in.q, in.k, in.v, options, out, lse);
-    const Tensor grad_q = Tensor::empty(in.q.shape(), DType::f64);
-    const Tensor grad_k = Tensor::empty(in.k.shape(), DType::f64);
-    const Tensor grad_v = Tensor::empty(in.v.shape(), DType::f64);
-    reference::attention_backward(in.q, in.k, in.v, in.grad_out, options, grad_q, grad_k, grad_v);
-    return {{"out", out}, {"lse", lse}, {"grad_q", grad_q}, {"grad_k", grad_k}, {"grad_v", grad_v}};
+    return reference_attention(inputs(dtype), options);
   }
 
  private:
-  struct Inputs {
-    Tensor q;         // (1, Hq, Nq, D)
-    Tensor k;         // (1, Hkv, Nk, D)
-    Tensor v;         // (1, Hkv, Nk, D)
-    Tensor grad_out;  // (1, Hq, Nq, D)
-  };
-
   [[nodiscard]] Shape lse_shape() const { return {1, p_.query_heads, p_.query_length}; }
 
-  [[nodiscard]] Inputs inputs(DType dtype) const {
-    const Shape query_shape{1, p_.query_heads, p_.query_length, p_.head_dim};
-    const Shape key_shape{1, p_.kv_heads, p_.key_length, p_.head_dim};
-    return {random_normal_tensor(query_shape, p_.seed, 1, dtype),
-            random_normal_tensor(key_shape, p_.seed, 2, dtype),
-            random_normal_tensor(key_shape, p_.seed, 3, dtype),
-            random_normal_tensor(query_shape, p_.seed, 4, dtype)};
+  // B = 1.
+  [[nodiscard]] AttentionInputs inputs(DType dtype) const {
+    return random_attention_inputs({1, p_.query_heads, p_.query_length, p_.head_dim},
+                                   {1, p_.kv_heads, p_.key_length, p_.head_dim}, p_.seed, dtype);
   }
 
   // A part's call passes both global offsets, as a ring step does: the queries' offset resolved

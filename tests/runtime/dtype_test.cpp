@@ -47,7 +47,8 @@ TEST(DType, HalfRoundsAndSaturates) {
   EXPECT_TRUE(std::isinf(to_float(to_half(65520.0f))));
   EXPECT_EQ(to_float(to_half(65519.0f)), 65504.0f);
   EXPECT_EQ(to_float(to_half(1.0f + 0.00048828125f)), 1.0f);  // halfway 1 and 1 + 2^-10: even
-  EXPECT_EQ(to_float(to_half(5.9604644775390625e-8f)), 5.9604644775390625e-8f);  // smallest subnormal
+  EXPECT_EQ(to_float(to_half(5.9604644775390625e-8f)),
+            5.9604644775390625e-8f);  // smallest subnormal
   EXPECT_EQ(to_float(to_half(2.0e-8f)), 0.0f);
 }
 

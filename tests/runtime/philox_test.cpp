@@ -22,7 +22,8 @@ TEST(Philox, MatchesPublishedKnownAnswers) {
   EXPECT_EQ(ones.word[2], 0xa20bc7c6u);
   EXPECT_EQ(ones.word[3], 0x6d5451fdu);
 
-  const PhiloxBlock pi = philox4x32(0x299f31d0a4093822ull, 0x0370734413198a2eull, 0x85a308d3243f6a88ull);
+  const PhiloxBlock pi =
+      philox4x32(0x299f31d0a4093822ull, 0x0370734413198a2eull, 0x85a308d3243f6a88ull);
   EXPECT_EQ(pi.word[0], 0xd16cfe09u);
   EXPECT_EQ(pi.word[1], 0x94fdccebu);
   EXPECT_EQ(pi.word[2], 0x5001e420u);
