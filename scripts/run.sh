@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 preset=$(./scripts/preset.sh)
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$(nproc)" --target longseq
+# Idle OpenMP threads sleep instead of spinning (see README: threads and shared machines).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 device=cpu
 [ "$preset" = cuda ] && device=cuda
 exec "build/$preset/suites/longseq" bench softmax,flash --seq 1024,2048,4096 --device "$device" "$@"

@@ -165,8 +165,10 @@ std::vector<BenchResult> run_attention_bench(ComputeContext& context,
   const Tensor q = random_input(q_shape, config.seed, 1, config.dtype, device);
   const Tensor k = random_input(kv_shape, config.seed, 2, config.dtype, device);
   const Tensor v = random_input(kv_shape, config.seed, 3, config.dtype, device);
-  const Tensor out = Tensor::empty(q_shape, config.dtype, device);
-  const Tensor lse = Tensor::empty({config.batch, config.heads, config.seq}, DType::f32, device);
+  // Outputs are zeroed (touched) up front, so that the resident-set growth measured during a pass
+  // is the pass's own working memory, not the first touch of its outputs.
+  const Tensor out = Tensor::zeros(q_shape, config.dtype, device);
+  const Tensor lse = Tensor::zeros({config.batch, config.heads, config.seq}, DType::f32, device);
   AttentionOptions options;
   options.causal = config.causal;
   const AttentionShape shape = attention_shape("bench", q, k, v, options);
@@ -186,16 +188,17 @@ std::vector<BenchResult> run_attention_bench(ComputeContext& context,
     results.push_back(result);
   };
 
-  const Measurement forward =
-      measure(context, config, [&] { mixer.forward(context, q, k, v, options, out, lse); });
-  if (config.pass != "bwd") {
-    record("fwd", forward, attention_forward_flops(shape));
+  const auto run_forward = [&] { mixer.forward(context, q, k, v, options, out, lse); };
+  if (config.pass == "bwd") {
+    run_forward();  // backward needs the forward's out and lse; it is not measured
+  } else {
+    record("fwd", measure(context, config, run_forward), attention_forward_flops(shape));
   }
 
   const Tensor grad_out = random_input(q_shape, config.seed, 4, config.dtype, device);
-  const Tensor grad_q = Tensor::empty(q_shape, config.dtype, device);
-  const Tensor grad_k = Tensor::empty(kv_shape, config.dtype, device);
-  const Tensor grad_v = Tensor::empty(kv_shape, config.dtype, device);
+  const Tensor grad_q = Tensor::zeros(q_shape, config.dtype, device);
+  const Tensor grad_k = Tensor::zeros(kv_shape, config.dtype, device);
+  const Tensor grad_v = Tensor::zeros(kv_shape, config.dtype, device);
   if (config.pass != "fwd") {
     const Measurement backward = measure(context, config, [&] {
       mixer.backward(context, q, k, v, out, lse, grad_out, options, grad_q, grad_k, grad_v);
