@@ -1,47 +1,79 @@
-// The `longseq` command: see DESIGN.md's command-line table. Bad input exits 2 with one line,
-// internal failures exit 1.
+// The `longseq` command: see the command-line table of the design. Bad input exits 2 with one
+// line, internal failures exit 1.
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "models/mixer_registry.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/mpi_session.h"
 #include "runtime/error.h"
-#include "suites/attention_bench.h"
 #include "suites/info.h"
+#include "suites/mixer_bench.h"
 #include "suites/report_format.h"
 
 namespace {
 
-int run_bench(const std::vector<std::string>& mixers, const std::vector<std::int64_t>& lengths,
-              longseq::AttentionBenchConfig config, const std::string& dtype,
-              const std::string& device, int threads, bool json) {
-  config.dtype = longseq::parse_dtype(dtype);
-  config.device = longseq::parse_device(device);
+struct BenchRequest {
+  std::vector<std::string> mixers{"softmax", "flash"};
+  std::vector<std::int64_t> lengths{1024, 2048, 4096};
+  std::string dtype = "fp32";
+  std::string device = "cpu";
+  bool json = false;
+  longseq::BenchConfig config;
+};
+
+// The yardstick is measured by rank 0 alone (the other ranks wait), so that P ranks on one machine
+// do not contend for its cores, and shared with every rank.
+longseq::Yardstick shared_yardstick(longseq::ComputeContext& context, longseq::Communicator& world,
+                                    longseq::Device device, longseq::DType dtype) {
+  longseq::Yardstick yardstick;
+  if (world.rank() == 0) {
+    yardstick = longseq::measure_yardstick(context, device, dtype);
+  } else {
+    yardstick.name = device == longseq::Device::cuda ? "cuBLAS GEMM" : "OpenBLAS sgemm";
+  }
+  const longseq::Tensor value = longseq::Tensor::zeros({2}, longseq::DType::f64);
+  value.data<double>()[0] = yardstick.gflops;
+  value.data<double>()[1] = yardstick.n;
+  world.broadcast(value, 0);
+  yardstick.gflops = value.data<double>()[0];
+  yardstick.n = static_cast<int>(value.data<double>()[1]);
+  return yardstick;
+}
+
+int run_bench(int* argc, char*** argv, BenchRequest request, int threads) {
+  longseq::BenchConfig config = request.config;
+  config.mixer_options.dtype = longseq::parse_dtype(request.dtype);
+  config.mixer_options.device = longseq::parse_device(request.device);
+  const longseq::MpiSession session(argc, argv);
+  const std::unique_ptr<longseq::MpiCommunicator> world = longseq::MpiCommunicator::world(session);
+  const std::unique_ptr<longseq::MpiCommunicator> self = world->split(world->rank(), 0, "self");
   longseq::ComputeContext context(threads);
-  if (config.device == longseq::Device::cuda && longseq::cuda_device_count() == 0) {
+  if (config.mixer_options.device == longseq::Device::cuda && longseq::cuda_device_count() == 0) {
     throw longseq::UserError(fmt::format("bench: --device cuda but no usable GPU ({})",
                                          longseq::cuda_unavailable_reason()));
   }
   const longseq::Yardstick yardstick =
-      longseq::measure_yardstick(context, config.device, config.dtype);
+      shared_yardstick(context, *world, config.mixer_options.device, config.mixer_options.dtype);
   std::vector<longseq::BenchResult> results;
-  for (const std::string& mixer : mixers) {
-    for (const std::int64_t length : lengths) {
+  for (const std::string& mixer : request.mixers) {
+    for (const std::int64_t length : request.lengths) {
       config.mixer = mixer;
       config.seq = length;
-      for (const longseq::BenchResult& result :
-           longseq::run_attention_bench(context, config, yardstick)) {
-        if (json) {
+      for (const longseq::BenchResult& result : longseq::run_bench(context, *world, *self, config, yardstick)) {
+        if (request.json && world->rank() == 0) {
           std::cout << longseq::result_json(result, context.cpu_threads()) << std::endl;
         }
         results.push_back(result);
       }
     }
   }
-  if (!json) {
+  if (!request.json && world->rank() == 0) {
     std::cout << longseq::results_table(results);
   }
   return 0;
@@ -53,42 +85,34 @@ int main(int argc, char** argv) {
   CLI::App app{"longseq: sequence models on inputs longer than one accelerator holds"};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads for the kernels (0: every core)")
+  app.add_option("--threads", threads, "CPU threads per rank for the kernels (0: every core)")
       ->check(CLI::NonNegativeNumber);
 
-  CLI::App* info =
-      app.add_subcommand("info", "build configuration, devices, library versions, yardsticks");
+  CLI::App* info = app.add_subcommand("info", "build configuration, devices, library versions, yardsticks");
   bool info_json = false;
   info->add_flag("--json", info_json, "print one JSON object");
 
-  CLI::App* bench = app.add_subcommand("bench", "one measurement per mixer and sequence length");
-  std::vector<std::string> mixers{"softmax", "flash"};
-  std::vector<std::int64_t> lengths{1024, 2048, 4096};
-  longseq::AttentionBenchConfig config;
-  std::string dtype = "fp32";
-  std::string device = "cpu";
-  bool json = false;
-  bench->add_option("mixer", mixers, "mixers, comma-separated: softmax (materialised), flash")
+  CLI::App* bench = app.add_subcommand("bench", "measure mixers; under mpirun -np P, distributed over P ranks");
+  BenchRequest request;
+  longseq::MixerOptions& options = request.config.mixer_options;
+  bench->add_option("mixer", request.mixers, "mixers, comma-separated: " + fmt::format("{}", fmt::join(longseq::registered_mixers(), ", ")))
       ->delimiter(',');
-  bench->add_option("--seq", lengths, "sequence lengths, comma-separated")->delimiter(',');
-  bench->add_option("--batch", config.batch, "batch size");
-  bench->add_option("--heads", config.heads, "query heads");
-  bench->add_option("--kv-heads", config.kv_heads,
-                    "key/value heads (grouped-query attention; default: --heads)");
-  bench->add_option("--head-dim", config.head_dim, "head dimension");
-  bench->add_flag("--causal", config.causal, "causal masking");
-  bench->add_option("--layout", config.layout, "sequence layout: contiguous, zigzag, striped");
-  bench->add_option("--strategy", config.strategy,
-                    "distribution strategy: ring, alltoall, allgather");
-  bench->add_option("--dtype", dtype, "fp32, bf16, fp16");
-  bench->add_option("--device", device, "cpu or cuda");
-  bench->add_option("--pass", config.pass, "fwd, bwd or both (both reports each pass)");
-  bench->add_option("--reps", config.reps, "timed repetitions (the median is reported)");
-  bench->add_option("--warmup", config.warmup, "untimed repetitions first");
-  bench->add_option("--seed", config.seed, "seed of the random inputs");
-  bench->add_flag("--check", config.check,
-                  "report the error against the double-precision reference");
-  bench->add_flag("--json", json, "one JSON object per result instead of a table");
+  bench->add_option("--seq", request.lengths, "sequence lengths, comma-separated")->delimiter(',');
+  bench->add_option("--batch", options.batch, "batch size");
+  bench->add_option("--heads", options.heads, "query heads");
+  bench->add_option("--kv-heads", options.kv_heads, "key/value heads (grouped-query attention; default: --heads)");
+  bench->add_option("--head-dim", options.head_dim, "head dimension");
+  bench->add_flag("--causal", options.causal, "causal masking");
+  bench->add_option("--layout", request.config.layout, "sequence layout: contiguous, zigzag, striped");
+  bench->add_option("--strategy", options.strategy, "exact attention across ranks: ring, alltoall, allgather");
+  bench->add_option("--dtype", request.dtype, "fp32, bf16, fp16");
+  bench->add_option("--device", request.device, "cpu or cuda");
+  bench->add_option("--pass", request.config.pass, "fwd, bwd or both (both reports each pass)");
+  bench->add_option("--reps", request.config.reps, "timed repetitions (the median is reported)");
+  bench->add_option("--warmup", request.config.warmup, "untimed repetitions first");
+  bench->add_option("--seed", request.config.seed, "seed of the random inputs");
+  bench->add_flag("--check", request.config.check, "report the error against a single-rank run of the same inputs");
+  bench->add_flag("--json", request.json, "one JSON object per result instead of a table");
 
   try {
     app.parse(argc, argv);
@@ -107,7 +131,7 @@ int main(int argc, char** argv) {
       std::cout << longseq::describe_build_and_machine(context, info_json);
       return 0;
     }
-    return run_bench(mixers, lengths, config, dtype, device, threads, json);
+    return run_bench(&argc, &argv, request, threads);
   } catch (const longseq::UserError& e) {
     std::fprintf(stderr, "longseq: error: %s\n", e.what());
     return 2;

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "suites/attention_bench.h"
+#include "suites/mixer_bench.h"
 
 namespace longseq {
 

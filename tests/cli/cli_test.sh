@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end checks of the `longseq` command: exit codes, one-line errors, JSON fields.
-# Usage: cli_test.sh LONGSEQ_BINARY
+# Usage: cli_test.sh LONGSEQ_BINARY [MPIEXEC MPIEXEC_FLAGS...]
 set -u
 longseq=$1
+shift
+mpiexec=("$@")
 failures=0
 
 fail() {
@@ -54,6 +56,21 @@ errors=$(echo "$json" | sed -n 's/.*"max_rel_err": \([0-9.e+-]*\).*/\1/p')
 for error in $errors; do
   awk -v e="$error" 'BEGIN { exit !(e <= 1e-5) }' || fail "max_rel_err $error above 1e-5"
 done
+
+# Distributed: two ranks, zig-zag layout, an odd length, checked against one rank.
+if [ ${#mpiexec[@]} -gt 0 ]; then
+  json=$("${mpiexec[@]}" -np 2 "$longseq" --threads 1 bench flash --seq 97 --heads 2 --head-dim 32 \
+    --causal --layout zigzag --reps 2 --check --json)
+  code=$?
+  [ "$code" -eq 0 ] || fail "mpirun -np 2 bench exit code $code"
+  [ "$(echo "$json" | wc -l)" -eq 2 ] || fail "mpirun -np 2 bench should print two records (rank 0 only): $json"
+  echo "$json" | grep -q '"ranks": 2' || fail "mpirun -np 2 bench does not report ranks 2: $json"
+  errors=$(echo "$json" | sed -n 's/.*"max_rel_err": \([0-9.e+-]*\).*/\1/p')
+  [ -n "$errors" ] || fail "mpirun -np 2 bench --check reports no error: $json"
+  for error in $errors; do
+    awk -v e="$error" 'BEGIN { exit !(e <= 1e-5) }' || fail "2-rank max_rel_err $error above 1e-5"
+  done
+fi
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"

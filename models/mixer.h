@@ -1,0 +1,79 @@
+// The mixer contract: a sequence mixer computes on this rank's shard of the sequence.
+//
+// A mixer declares its inputs and outputs (each a tensor with a sequence dimension), runs forward
+// on the shards of its inputs and keeps what its backward needs, then turns the gradients of its
+// outputs into gradients of its inputs. The ShardContext says which positions this rank holds
+// (the layout) and whom to exchange with (the sequence-parallel communicator). The exactness
+// contract: for every layout and rank count, the shards of the outputs and gradients equal those
+// of the same mixer run on one rank, up to floating-point reassociation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "parallel/communicator.h"
+#include "parallel/sequence_layout.h"
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace longseq {
+
+struct ShardContext {
+  ComputeContext& compute;
+  Communicator& sequence_group;
+  const SequenceLayout& layout;
+};
+
+// The shape of one input or output: `shape` has the full sequence length at `sequence_dim`; a
+// shard has layout.shard_length() there.
+struct TensorSpec {
+  std::string name;
+  Shape shape;
+  int sequence_dim = 2;
+  DType dtype = DType::f32;
+};
+
+// What a mixer is built from (the bench flags and the YAML keys of a suite).
+struct MixerOptions {
+  std::int64_t batch = 1;
+  std::int64_t heads = 8;
+  std::int64_t kv_heads = 0;  // 0: equal to heads
+  std::int64_t head_dim = 64;
+  bool causal = false;
+  std::string strategy = "ring";
+  DType dtype = DType::f32;
+  Device device = Device::cpu;
+};
+
+// What the last forward or backward call did, for benchmarks.
+struct MixerStats {
+  double flops = 0;  // by the convention of flop_convention()
+  std::int64_t bytes_sent = 0;
+  double compute_seconds = 0;
+  double communication_seconds = 0;
+  double exposed_communication_seconds = 0;
+};
+
+class Mixer {
+ public:
+  virtual ~Mixer() = default;
+
+  [[nodiscard]] virtual std::string name() const = 0;
+  [[nodiscard]] virtual std::vector<TensorSpec> input_specs(std::int64_t sequence_length) const = 0;
+  [[nodiscard]] virtual std::vector<TensorSpec> output_specs(std::int64_t sequence_length) const = 0;
+  [[nodiscard]] virtual std::string flop_convention() const = 0;
+
+  // inputs / outputs: this rank's shards, in the order of the specs. Keeps what backward needs.
+  virtual void forward(ShardContext& context, std::span<const Tensor> inputs,
+                       std::span<const Tensor> outputs) = 0;
+  // grad_outputs: gradients of the outputs' shards; grad_inputs are overwritten.
+  virtual void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
+                        std::span<const Tensor> grad_inputs) = 0;
+
+  [[nodiscard]] virtual MixerStats last_stats() const = 0;
+};
+
+}  // namespace longseq

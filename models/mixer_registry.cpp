@@ -1,0 +1,48 @@
+#include "models/mixer_registry.h"
+
+#include <fmt/format.h>
+
+#include "models/mixers/exact_attention.h"
+
+namespace longseq {
+
+namespace {
+
+struct MixerEntry {
+  const char* name;
+  std::unique_ptr<Mixer> (*make)(const MixerOptions&);
+};
+
+// How to extend: one row per mixer.
+constexpr MixerEntry kMixers[] = {
+    {"softmax",
+     [](const MixerOptions& options) {
+       return make_exact_attention_mixer(AttentionKernel::softmax, options);
+     }},
+    {"flash",
+     [](const MixerOptions& options) {
+       return make_exact_attention_mixer(AttentionKernel::flash, options);
+     }},
+};
+
+}  // namespace
+
+std::vector<std::string> registered_mixers() {
+  std::vector<std::string> names;
+  for (const MixerEntry& entry : kMixers) {
+    names.emplace_back(entry.name);
+  }
+  return names;
+}
+
+std::unique_ptr<Mixer> make_mixer(const std::string& name, const MixerOptions& options) {
+  for (const MixerEntry& entry : kMixers) {
+    if (name == entry.name) {
+      return entry.make(options);
+    }
+  }
+  throw UserError(fmt::format("unknown mixer '{}' (known: {})", name,
+                              fmt::join(registered_mixers(), ", ")));
+}
+
+}  // namespace longseq
