@@ -63,7 +63,8 @@ class Mixer {
 
   [[nodiscard]] virtual std::string name() const = 0;
   [[nodiscard]] virtual std::vector<TensorSpec> input_specs(std::int64_t sequence_length) const = 0;
-  [[nodiscard]] virtual std::vector<TensorSpec> output_specs(std::int64_t sequence_length) const = 0;
+  [[nodiscard]] virtual std::vector<TensorSpec> output_specs(
+      std::int64_t sequence_length) const = 0;
   [[nodiscard]] virtual std::string flop_convention() const = 0;
 
   // inputs / outputs: this rank's shards, in the order of the specs. Keeps what backward needs.

@@ -41,8 +41,8 @@ std::unique_ptr<Mixer> make_mixer(const std::string& name, const MixerOptions& o
       return entry.make(options);
     }
   }
-  throw UserError(fmt::format("unknown mixer '{}' (known: {})", name,
-                              fmt::join(registered_mixers(), ", ")));
+  throw UserError(
+      fmt::format("unknown mixer '{}' (known: {})", name, fmt::join(registered_mixers(), ", ")));
 }
 
 }  // namespace longseq

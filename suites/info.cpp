@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "models/mixer_registry.h"
+#include "parallel/mpi_session.h"
 #include "runtime/device.h"
 #include "suites/build_info.h"
 #include "suites/yardstick.h"
@@ -26,6 +28,8 @@ std::string describe_build_and_machine(ComputeContext& context, bool json) {
       {"cpu_threads", std::to_string(context.cpu_threads())},
       {"gpu", cuda_device_description()},
       {"blas", cpu_blas_description()},
+      {"mpi", MpiSession::library_version()},
+      {"mixers", fmt::format("{}", fmt::join(registered_mixers(), ", "))},
       {"fmt", std::to_string(FMT_VERSION)},
       {"spdlog", fmt::format("{}.{}.{}", SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, SPDLOG_VER_PATCH)},
   };

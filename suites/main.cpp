@@ -1,8 +1,8 @@
 // The `longseq` command: see the command-line table of the design. Bad input exits 2 with one
 // line, internal failures exit 1.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -65,7 +65,8 @@ int run_bench(int* argc, char*** argv, BenchRequest request, int threads) {
     for (const std::int64_t length : request.lengths) {
       config.mixer = mixer;
       config.seq = length;
-      for (const longseq::BenchResult& result : longseq::run_bench(context, *world, *self, config, yardstick)) {
+      for (const longseq::BenchResult& result :
+           longseq::run_bench(context, *world, *self, config, yardstick)) {
         if (request.json && world->rank() == 0) {
           std::cout << longseq::result_json(result, context.cpu_threads()) << std::endl;
         }
@@ -88,30 +89,39 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads per rank for the kernels (0: every core)")
       ->check(CLI::NonNegativeNumber);
 
-  CLI::App* info = app.add_subcommand("info", "build configuration, devices, library versions, yardsticks");
+  CLI::App* info =
+      app.add_subcommand("info", "build configuration, devices, library versions, yardsticks");
   bool info_json = false;
   info->add_flag("--json", info_json, "print one JSON object");
 
-  CLI::App* bench = app.add_subcommand("bench", "measure mixers; under mpirun -np P, distributed over P ranks");
+  CLI::App* bench =
+      app.add_subcommand("bench", "measure mixers; under mpirun -np P, distributed over P ranks");
   BenchRequest request;
   longseq::MixerOptions& options = request.config.mixer_options;
-  bench->add_option("mixer", request.mixers, "mixers, comma-separated: " + fmt::format("{}", fmt::join(longseq::registered_mixers(), ", ")))
+  bench
+      ->add_option("mixer", request.mixers,
+                   "mixers, comma-separated: " +
+                       fmt::format("{}", fmt::join(longseq::registered_mixers(), ", ")))
       ->delimiter(',');
   bench->add_option("--seq", request.lengths, "sequence lengths, comma-separated")->delimiter(',');
   bench->add_option("--batch", options.batch, "batch size");
   bench->add_option("--heads", options.heads, "query heads");
-  bench->add_option("--kv-heads", options.kv_heads, "key/value heads (grouped-query attention; default: --heads)");
+  bench->add_option("--kv-heads", options.kv_heads,
+                    "key/value heads (grouped-query attention; default: --heads)");
   bench->add_option("--head-dim", options.head_dim, "head dimension");
   bench->add_flag("--causal", options.causal, "causal masking");
-  bench->add_option("--layout", request.config.layout, "sequence layout: contiguous, zigzag, striped");
-  bench->add_option("--strategy", options.strategy, "exact attention across ranks: ring, alltoall, allgather");
+  bench->add_option("--layout", request.config.layout,
+                    "sequence layout: contiguous, zigzag, striped");
+  bench->add_option("--strategy", options.strategy,
+                    "exact attention across ranks: ring, alltoall, allgather");
   bench->add_option("--dtype", request.dtype, "fp32, bf16, fp16");
   bench->add_option("--device", request.device, "cpu or cuda");
   bench->add_option("--pass", request.config.pass, "fwd, bwd or both (both reports each pass)");
   bench->add_option("--reps", request.config.reps, "timed repetitions (the median is reported)");
   bench->add_option("--warmup", request.config.warmup, "untimed repetitions first");
   bench->add_option("--seed", request.config.seed, "seed of the random inputs");
-  bench->add_flag("--check", request.config.check, "report the error against a single-rank run of the same inputs");
+  bench->add_flag("--check", request.config.check,
+                  "report the error against a single-rank run of the same inputs");
   bench->add_flag("--json", request.json, "one JSON object per result instead of a table");
 
   try {

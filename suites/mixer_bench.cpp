@@ -26,7 +26,8 @@ Tensor random_shard(const TensorSpec& spec, const SequenceLayout& layout, int ra
   std::int64_t outer = 1;
   for (int d = 0; d < spec.sequence_dim; ++d) outer *= spec.shape[d];
   std::int64_t inner = 1;
-  for (int d = spec.sequence_dim + 1; d < static_cast<int>(spec.shape.size()); ++d) inner *= spec.shape[d];
+  for (int d = spec.sequence_dim + 1; d < static_cast<int>(spec.shape.size()); ++d)
+    inner *= spec.shape[d];
   const std::int64_t full_length = spec.shape[spec.sequence_dim];
   float* values = shard.data<float>();
   for (std::int64_t o = 0; o < outer; ++o) {
@@ -131,10 +132,13 @@ PassMeasurement measure(ComputeContext& context, Communicator& world, const Benc
   const double resident =
       resident_reset ? std::max<double>(0, resident_memory().peak_bytes - resident_before) : -1;
   m.resident_extra_bytes =
-      device == Device::cpu ? static_cast<std::int64_t>(scalar_reduce(world, resident, ReduceOp::max)) : 0;
+      device == Device::cpu
+          ? static_cast<std::int64_t>(scalar_reduce(world, resident, ReduceOp::max))
+          : 0;
   m.stats.bytes_sent = static_cast<std::int64_t>(
       scalar_reduce(world, static_cast<double>(m.stats.bytes_sent), ReduceOp::max));
-  m.stats.communication_seconds = scalar_reduce(world, m.stats.communication_seconds, ReduceOp::sum);
+  m.stats.communication_seconds =
+      scalar_reduce(world, m.stats.communication_seconds, ReduceOp::sum);
   m.stats.exposed_communication_seconds =
       scalar_reduce(world, m.stats.exposed_communication_seconds, ReduceOp::sum);
   return m;
@@ -191,7 +195,8 @@ double check_against_single_rank(ComputeContext& context, Communicator& world, C
 void validate(const BenchConfig& config) {
   LONGSEQ_REQUIRE(config.seq > 0, "bench: --seq must be positive, got {}", config.seq);
   LONGSEQ_REQUIRE(config.reps > 0, "bench: --reps must be positive, got {}", config.reps);
-  LONGSEQ_REQUIRE(config.warmup >= 0, "bench: --warmup must not be negative, got {}", config.warmup);
+  LONGSEQ_REQUIRE(config.warmup >= 0, "bench: --warmup must not be negative, got {}",
+                  config.warmup);
   LONGSEQ_REQUIRE(config.pass == "fwd" || config.pass == "bwd" || config.pass == "both",
                   "bench: --pass must be fwd, bwd or both, got '{}'", config.pass);
   LONGSEQ_REQUIRE(config.mixer_options.device == Device::cpu || cuda_device_count() > 0,
@@ -213,7 +218,8 @@ std::vector<BenchResult> run_bench(ComputeContext& context, Communicator& world,
     inputs.push_back(random_shard(input_specs[i], layout, world.rank(), config.seed, 1 + i));
   }
   for (std::size_t i = 0; i < output_specs.size(); ++i) {
-    grad_outputs.push_back(random_shard(output_specs[i], layout, world.rank(), config.seed, 101 + i));
+    grad_outputs.push_back(
+        random_shard(output_specs[i], layout, world.rank(), config.seed, 101 + i));
   }
   inputs = on_device(inputs, config.mixer_options);
   grad_outputs = on_device(grad_outputs, config.mixer_options);
@@ -237,9 +243,10 @@ std::vector<BenchResult> run_bench(ComputeContext& context, Communicator& world,
     result.extra_mem_bytes = m.extra_mem_bytes;
     result.resident_extra_bytes = m.resident_extra_bytes;
     result.bytes_sent = m.stats.bytes_sent;
-    result.overlap = m.stats.communication_seconds > 0
-                         ? 1.0 - m.stats.exposed_communication_seconds / m.stats.communication_seconds
-                         : 1.0;
+    result.overlap =
+        m.stats.communication_seconds > 0
+            ? 1.0 - m.stats.exposed_communication_seconds / m.stats.communication_seconds
+            : 1.0;
     result.compute_max_s = m.compute_max_s;
     result.compute_min_s = m.compute_min_s;
     results.push_back(result);
@@ -258,8 +265,8 @@ std::vector<BenchResult> run_bench(ComputeContext& context, Communicator& world,
 
   if (config.check) {
     const bool backward = config.pass != "fwd";
-    const double error =
-        check_against_single_rank(context, world, self, config, layout, outputs, grad_inputs, backward);
+    const double error = check_against_single_rank(context, world, self, config, layout, outputs,
+                                                   grad_inputs, backward);
     for (BenchResult& result : results) {
       result.max_rel_err = error;
     }

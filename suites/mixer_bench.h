@@ -43,10 +43,10 @@ struct BenchResult {
   std::int64_t extra_mem_bytes = 0;
   // The operating system's view: growth of the resident set during the pass (CPU, max over ranks).
   std::int64_t resident_extra_bytes = 0;
-  std::int64_t bytes_sent = 0;   // per rank per pass, maximum over ranks
-  double overlap = 1.0;          // fraction of communication time hidden behind computation
-  double compute_max_s = 0;      // the slowest rank's compute time in one pass (median rep)
-  double compute_min_s = 0;      // the fastest rank's
+  std::int64_t bytes_sent = 0;        // per rank per pass, maximum over ranks
+  double overlap = 1.0;               // fraction of communication time hidden behind computation
+  double compute_max_s = 0;           // the slowest rank's compute time in one pass (median rep)
+  double compute_min_s = 0;           // the fastest rank's
   std::optional<double> max_rel_err;  // against a single-rank run of the same inputs
 };
 

@@ -34,11 +34,13 @@ class ExactAttentionMixer final : public Mixer {
   }
 
   [[nodiscard]] std::vector<TensorSpec> output_specs(std::int64_t length) const override {
-    return {{"out", {options_.batch, options_.heads, length, options_.head_dim}, 2, options_.dtype}};
+    return {
+        {"out", {options_.batch, options_.heads, length, options_.head_dim}, 2, options_.dtype}};
   }
 
   [[nodiscard]] std::string flop_convention() const override {
-    return "attention forward 4*N^2*D FLOPs per (batch, head) over the global sequence, halved when "
+    return "attention forward 4*N^2*D FLOPs per (batch, head) over the global sequence, halved "
+           "when "
            "causal; backward 2.5x forward";
   }
 
@@ -64,9 +66,9 @@ class ExactAttentionMixer final : public Mixer {
                   "[{}] takes the gradient of out and gives those of q, k, v", name());
     LONGSEQ_CHECK(lse_.defined(), "[{}] backward before forward", name());
     DistributedAttentionStats stats;
-    distributed_attention_backward(context.compute, context.sequence_group, context.layout,
-                                   config_, q_, k_, v_, out_, lse_, grad_outputs[0],
-                                   grad_inputs[0], grad_inputs[1], grad_inputs[2], &stats);
+    distributed_attention_backward(context.compute, context.sequence_group, context.layout, config_,
+                                   q_, k_, v_, out_, lse_, grad_outputs[0], grad_inputs[0],
+                                   grad_inputs[1], grad_inputs[2], &stats);
     record(stats, 2.5 * forward_flops(context.layout.global_length()));
   }
 
@@ -100,7 +102,8 @@ class ExactAttentionMixer final : public Mixer {
 
 }  // namespace
 
-std::unique_ptr<Mixer> make_exact_attention_mixer(AttentionKernel kernel, const MixerOptions& options) {
+std::unique_ptr<Mixer> make_exact_attention_mixer(AttentionKernel kernel,
+                                                  const MixerOptions& options) {
   return std::make_unique<ExactAttentionMixer>(kernel, options);
 }
 

@@ -10,6 +10,7 @@
 
 namespace longseq {
 
-std::unique_ptr<Mixer> make_exact_attention_mixer(AttentionKernel kernel, const MixerOptions& options);
+std::unique_ptr<Mixer> make_exact_attention_mixer(AttentionKernel kernel,
+                                                  const MixerOptions& options);
 
 }  // namespace longseq
