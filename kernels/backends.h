@@ -13,6 +13,7 @@
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/common/random_fill.h"
+#include "kernels/linear_attention.h"
 #include "runtime/context.h"
 #include "runtime/tensor.h"
 
@@ -40,6 +41,19 @@ namespace longseq {
       ComputeContext& context, const Tensor& grad_out, const Tensor& grad_lse,                     \
       std::span<const Tensor> outs, std::span<const Tensor> lses, const Tensor& out,               \
       const Tensor& lse, std::span<const Tensor> grad_outs, std::span<const Tensor> grad_lses);    \
+  void linear_attention_forward(ComputeContext& context, const LinearAttentionShape& shape,        \
+                                const Tensor& q, const Tensor& k, const Tensor& v,                 \
+                                const LinearAttentionState& initial, const Tensor& out,            \
+                                const LinearAttentionState& final);                                \
+  void linear_attention_backward(ComputeContext& context, const LinearAttentionShape& shape,       \
+                                 const Tensor& q, const Tensor& k, const Tensor& v,                \
+                                 const Tensor& grad_out, const LinearAttentionState& initial,      \
+                                 const LinearAttentionState& grad_final, const Tensor& grad_q,     \
+                                 const Tensor& grad_k, const Tensor& grad_v,                       \
+                                 const LinearAttentionState& grad_initial);                        \
+  void linear_attention_step(ComputeContext& context, const LinearAttentionShape& shape,           \
+                             const Tensor& q, const Tensor& k, const Tensor& v,                    \
+                             const LinearAttentionState& state, const Tensor& out);                \
   void gemm(ComputeContext& context, const Tensor& a, bool transpose_a, const Tensor& b,           \
             bool transpose_b, const Tensor& c, float alpha, float beta);                           \
   void layer_norm_forward(ComputeContext& context, const Tensor& x, const Tensor& gamma,           \

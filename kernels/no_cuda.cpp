@@ -42,6 +42,23 @@ void merge_attention_backward(ComputeContext&, const Tensor&, const Tensor&,
                               const Tensor&, std::span<const Tensor>, std::span<const Tensor>) {
   not_built("merge_attention_backward");
 }
+void linear_attention_forward(ComputeContext&, const LinearAttentionShape&, const Tensor&,
+                              const Tensor&, const Tensor&, const LinearAttentionState&,
+                              const Tensor&, const LinearAttentionState&) {
+  not_built("linear_attention_forward");
+}
+void linear_attention_backward(ComputeContext&, const LinearAttentionShape&, const Tensor&,
+                               const Tensor&, const Tensor&, const Tensor&,
+                               const LinearAttentionState&, const LinearAttentionState&,
+                               const Tensor&, const Tensor&, const Tensor&,
+                               const LinearAttentionState&) {
+  not_built("linear_attention_backward");
+}
+void linear_attention_step(ComputeContext&, const LinearAttentionShape&, const Tensor&,
+                           const Tensor&, const Tensor&, const LinearAttentionState&,
+                           const Tensor&) {
+  not_built("linear_attention_step");
+}
 void gemm(ComputeContext&, const Tensor&, bool, const Tensor&, bool, const Tensor&, float, float) {
   not_built("gemm");
 }

@@ -7,6 +7,7 @@
 
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
+#include "kernels/linear_attention.h"
 #include "runtime/tensor.h"
 
 namespace longseq::reference {
@@ -24,6 +25,21 @@ void merge_attention_forward(std::span<const Tensor> outs, std::span<const Tenso
 void merge_attention_backward(const Tensor& grad_out, const Tensor& grad_lse,
                               std::span<const Tensor> outs, std::span<const Tensor> lses,
                               std::span<const Tensor> grad_outs, std::span<const Tensor> grad_lses);
+
+// Linear attention in its quadratic ("parallel") form: out_i = (phi(q_i)^T S_in + sum_j
+// (phi(q_i) . phi(k_j)) v_j) / (phi(q_i)^T z_in + sum_j phi(q_i) . phi(k_j) + eps) over the visible
+// j, so it shares no code path with the scans. States as in kernels/linear_attention.h (any
+// floating dtype here); undefined inputs are zero, undefined outputs are skipped.
+void linear_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                              const LinearAttentionOptions& options,
+                              const LinearAttentionState& initial, const Tensor& out,
+                              const LinearAttentionState& final);
+void linear_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                               const Tensor& grad_out, const LinearAttentionOptions& options,
+                               const LinearAttentionState& initial,
+                               const LinearAttentionState& grad_final, const Tensor& grad_q,
+                               const Tensor& grad_k, const Tensor& grad_v,
+                               const LinearAttentionState& grad_initial);
 
 void gemm(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b, const Tensor& c,
           float alpha, float beta);

@@ -66,6 +66,10 @@ class Mixer {
   [[nodiscard]] virtual std::vector<TensorSpec> output_specs(
       std::int64_t sequence_length) const = 0;
   [[nodiscard]] virtual std::string flop_convention() const = 0;
+  // The values of MixerOptions::strategy this mixer offers, e.g. {"ring", "alltoall"}; empty for a
+  // mixer with a single way of distributing, which ignores MixerOptions::strategy. Lets tests and
+  // suites enumerate strategies without knowing the mixer.
+  [[nodiscard]] virtual std::vector<std::string> strategies() const { return {}; }
 
   // inputs / outputs: this rank's shards, in the order of the specs. Keeps what backward needs.
   virtual void forward(ShardContext& context, std::span<const Tensor> inputs,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "models/mixers/exact_attention.h"
+#include "models/mixers/linear_attention.h"
 
 namespace longseq {
 
@@ -23,6 +24,7 @@ constexpr MixerEntry kMixers[] = {
      [](const MixerOptions& options) {
        return make_exact_attention_mixer(AttentionKernel::flash, options);
      }},
+    {"linear", make_linear_attention_mixer},
 };
 
 }  // namespace

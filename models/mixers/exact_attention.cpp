@@ -25,6 +25,15 @@ class ExactAttentionMixer final : public Mixer {
     return config_.kernel == AttentionKernel::flash ? "flash" : "softmax";
   }
 
+  [[nodiscard]] std::vector<std::string> strategies() const override {
+    std::vector<std::string> names;
+    for (const AttentionStrategy strategy :
+         {AttentionStrategy::ring, AttentionStrategy::all_to_all, AttentionStrategy::all_gather}) {
+      names.emplace_back(strategy_name(strategy));
+    }
+    return names;
+  }
+
   [[nodiscard]] std::vector<TensorSpec> input_specs(std::int64_t length) const override {
     const Shape q_shape{options_.batch, options_.heads, length, options_.head_dim};
     const Shape kv_shape{options_.batch, kv_heads_, length, options_.head_dim};

@@ -1,0 +1,441 @@
+#include "parallel/linear_attention_parallel.h"
+
+#include <utility>
+#include <vector>
+
+#include "kernels/linear_attention.h"
+#include "parallel/sequence_rows.h"
+#include "runtime/timer.h"
+
+namespace longseq {
+
+namespace {
+
+constexpr const char* kOp = "distributed_linear_attention";
+
+// One chunk of the sequence on this rank: its index in chunk order and where its valid rows sit
+// in the shard.
+struct Chunk {
+  std::int64_t index = 0;
+  std::int64_t local_begin = 0;
+  std::int64_t valid = 0;
+};
+
+// The per-chunk states of this rank, each one flat buffer with (S, z) views into it.
+struct ChunkStates {
+  std::vector<Tensor> flat;
+  std::vector<LinearAttentionState> views;
+};
+
+ChunkStates make_states(std::size_t count, std::int64_t batch, std::int64_t heads,
+                        std::int64_t key_dim, std::int64_t value_dim) {
+  const std::int64_t s_size = batch * heads * key_dim * value_dim;
+  const std::int64_t z_size = batch * heads * key_dim;
+  ChunkStates states;
+  for (std::size_t i = 0; i < count; ++i) {
+    const Tensor flat = Tensor::zeros({s_size + z_size}, DType::f32);
+    states.flat.push_back(flat);
+    states.views.push_back(
+        {flat.slice(0, 0, s_size).reshape({batch, heads, key_dim, value_dim}),
+         flat.slice(0, s_size, s_size + z_size).reshape({batch, heads, key_dim})});
+  }
+  return states;
+}
+
+// Rows [begin, begin + count) of a (B, H, S, D) shard as a contiguous tensor (the shard itself
+// when that is all of it).
+Tensor chunk_rows(const Tensor& shard, std::int64_t begin, std::int64_t count) {
+  if (begin == 0 && count == shard.size(2)) {
+    return shard;
+  }
+  const Tensor rows =
+      Tensor::empty({shard.size(0), shard.size(1), count, shard.size(3)}, DType::f32);
+  copy_rows(SequenceRows::of(shard, 2), begin, 1, SequenceRows::of(rows, 2), 0, 1, count);
+  return rows;
+}
+
+// Writes a chunk's rows back into the shard (no-op when they are the shard).
+void place_rows(const Tensor& rows, const Tensor& shard, std::int64_t begin) {
+  if (rows.raw_data() == shard.raw_data()) {
+    return;
+  }
+  copy_rows(SequenceRows::of(rows, 2), 0, 1, SequenceRows::of(shard, 2), begin, 1, rows.size(2));
+}
+
+// The chunked view of a contiguous or zigzag layout on one rank.
+class ChunkPlan {
+ public:
+  ChunkPlan(const SequenceLayout& layout, int rank) {
+    const int ranks = layout.ranks();
+    const bool zigzag = layout.kind() == LayoutKind::zigzag;
+    const std::int64_t chunks = zigzag ? 2 * ranks : ranks;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      owners_.push_back(static_cast<int>(c < ranks ? c : chunks - 1 - c));
+    }
+    for (const LayoutRun& run : layout.runs(rank)) {
+      chunks_.push_back({run.global_begin / run.length, run.local_begin, run.valid_length});
+      indices_.push_back(chunks_.back().index);
+    }
+  }
+
+  [[nodiscard]] const std::vector<Chunk>& chunks() const { return chunks_; }
+  [[nodiscard]] const std::vector<int>& owners() const { return owners_; }
+  [[nodiscard]] const std::vector<std::int64_t>& indices() const { return indices_; }
+
+ private:
+  std::vector<Chunk> chunks_;
+  std::vector<int> owners_;
+  std::vector<std::int64_t> indices_;
+};
+
+// Everything one call works on: the plan, the chunks' inputs, and the options.
+struct Work {
+  ComputeContext& context;
+  Communicator& communicator;
+  const LinearAttentionParallelConfig& config;
+  DistributedAttentionStats& stats;
+  ChunkPlan plan;
+  std::vector<Tensor> q, k, v;  // per chunk, (B, H, valid, D)
+  std::int64_t batch, heads, key_dim, value_dim;
+
+  [[nodiscard]] LinearAttentionOptions options() const {
+    LinearAttentionOptions options;
+    options.causal = config.causal;
+    options.eps = config.eps;
+    return options;
+  }
+  [[nodiscard]] ChunkStates states() const {
+    return make_states(plan.chunks().size(), batch, heads, key_dim, value_dim);
+  }
+  // One chunk in all: nothing to scan, every incoming state is zero.
+  [[nodiscard]] bool alone() const { return plan.owners().size() == 1; }
+};
+
+Work make_work(ComputeContext& context, Communicator& communicator, const SequenceLayout& layout,
+               const LinearAttentionParallelConfig& config, DistributedAttentionStats& stats,
+               const Tensor& q, const Tensor& k, const Tensor& v) {
+  Work work{context,   communicator, config, stats,     ChunkPlan(layout, communicator.rank()),
+            {},        {},           {},     q.size(0), q.size(1),
+            q.size(3), v.size(3)};
+  for (const Chunk& chunk : work.plan.chunks()) {
+    work.q.push_back(chunk_rows(q, chunk.local_begin, chunk.valid));
+    work.k.push_back(chunk_rows(k, chunk.local_begin, chunk.valid));
+    work.v.push_back(chunk_rows(v, chunk.local_begin, chunk.valid));
+  }
+  return work;
+}
+
+template <typename Compute>
+void timed_compute(DistributedAttentionStats& stats, Compute&& compute) {
+  const WallTimer timer;
+  compute();
+  stats.compute_seconds += timer.seconds();
+  ++stats.blocks_computed;
+}
+
+// result = the exclusive scan of `local` in the direction(s) the mode needs: before (causal
+// forward), after (causal backward), or every other chunk (non-causal, both).
+void scan_states(Work& work, const ChunkStates& local, const ChunkStates& result,
+                 ScanDirection causal_direction) {
+  const WallTimer timer;
+  const std::vector<ScanDirection> directions =
+      work.config.causal
+          ? std::vector<ScanDirection>{causal_direction}
+          : std::vector<ScanDirection>{ScanDirection::forward, ScanDirection::reverse};
+  ChunkStates partial = work.states();
+  for (std::size_t d = 0; d < directions.size(); ++d) {
+    const ChunkStates& into = d == 0 ? result : partial;
+    exclusive_state_scan(work.communicator, work.config.strategy, directions[d], work.plan.owners(),
+                         work.plan.indices(), local.flat, into.flat);
+  }
+  if (directions.size() == 2) {
+    for (std::size_t i = 0; i < result.flat.size(); ++i) {
+      float* sum = result.flat[i].data<float>();
+      const float* term = partial.flat[i].data<float>();
+      for (std::int64_t e = 0; e < result.flat[i].numel(); ++e) {
+        sum[e] += term[e];
+      }
+    }
+  }
+  work.stats.communication_seconds += timer.seconds();
+  work.stats.exposed_communication_seconds += timer.seconds();
+}
+
+// The state every chunk starts from: the scanned summaries of the other chunks.
+ChunkStates incoming_states(Work& work) {
+  ChunkStates incoming = work.states();
+  if (work.alone()) {
+    return incoming;
+  }
+  const ChunkStates summaries = work.states();
+  timed_compute(work.stats, [&] {
+    for (std::size_t i = 0; i < work.q.size(); ++i) {
+      if (work.q[i].size(2) > 0) {
+        linear_attention_forward(work.context, work.q[i], work.k[i], work.v[i], work.options(), {},
+                                 Tensor(), summaries.views[i]);
+      }
+    }
+  });
+  scan_states(work, summaries, incoming, ScanDirection::forward);
+  return incoming;
+}
+
+void forward_in_chunks(Work& work, const Tensor& out) {
+  const ChunkStates incoming = incoming_states(work);
+  out.zero();
+  timed_compute(work.stats, [&] {
+    for (std::size_t i = 0; i < work.q.size(); ++i) {
+      const Chunk& chunk = work.plan.chunks()[i];
+      if (chunk.valid == 0) {
+        continue;
+      }
+      const Tensor chunk_out = chunk_rows(out, chunk.local_begin, chunk.valid);
+      linear_attention_forward(work.context, work.q[i], work.k[i], work.v[i], work.options(),
+                               incoming.views[i], chunk_out, {});
+      place_rows(chunk_out, out, chunk.local_begin);
+    }
+  });
+}
+
+void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q,
+                        const Tensor& grad_k, const Tensor& grad_v) {
+  const ChunkStates incoming = incoming_states(work);
+  std::vector<Tensor> chunk_grad_out;
+  for (const Chunk& chunk : work.plan.chunks()) {
+    chunk_grad_out.push_back(chunk_rows(grad_out, chunk.local_begin, chunk.valid));
+  }
+  // The gradient each chunk's final state receives from the queries of the other chunks.
+  const ChunkStates grad_after = work.states();
+  if (!work.alone()) {
+    const ChunkStates summaries = work.states();
+    timed_compute(work.stats, [&] {
+      for (std::size_t i = 0; i < work.q.size(); ++i) {
+        if (work.q[i].size(2) > 0) {
+          linear_attention_backward(work.context, work.q[i], work.k[i], work.v[i],
+                                    chunk_grad_out[i], work.options(), incoming.views[i], {},
+                                    Tensor(), Tensor(), Tensor(), summaries.views[i]);
+        }
+      }
+    });
+    scan_states(work, summaries, grad_after, ScanDirection::reverse);
+  }
+  grad_q.zero();
+  grad_k.zero();
+  grad_v.zero();
+  timed_compute(work.stats, [&] {
+    for (std::size_t i = 0; i < work.q.size(); ++i) {
+      const Chunk& chunk = work.plan.chunks()[i];
+      if (chunk.valid == 0) {
+        continue;
+      }
+      const Tensor chunk_grad_q = chunk_rows(grad_q, chunk.local_begin, chunk.valid);
+      const Tensor chunk_grad_k = chunk_rows(grad_k, chunk.local_begin, chunk.valid);
+      const Tensor chunk_grad_v = chunk_rows(grad_v, chunk.local_begin, chunk.valid);
+      linear_attention_backward(work.context, work.q[i], work.k[i], work.v[i], chunk_grad_out[i],
+                                work.options(), incoming.views[i], grad_after.views[i],
+                                chunk_grad_q, chunk_grad_k, chunk_grad_v, {});
+      place_rows(chunk_grad_q, grad_q, chunk.local_begin);
+      place_rows(chunk_grad_k, grad_k, chunk.local_begin);
+      place_rows(chunk_grad_v, grad_v, chunk.local_begin);
+    }
+  });
+}
+
+// ---- the striped layout, through the contiguous one
+
+// Moves shards of `from` tensors (layout `source`) into new shards in layout `target`, padding
+// rows zero, with one all_to_all_v. Both sides list the positions a pair exchanges in increasing
+// local order of the sender.
+std::vector<Tensor> redistribute(Communicator& communicator, const SequenceLayout& source,
+                                 const SequenceLayout& target, const std::vector<Tensor>& from) {
+  const int ranks = communicator.size();
+  const int me = communicator.rank();
+  // positions[peer] = (sender local, receiver local) of what moves between this rank and peer.
+  std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> sends(ranks);
+  std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> receives(ranks);
+  for (int peer = 0; peer < ranks; ++peer) {
+    for (std::int64_t local = 0; local < source.shard_length(); ++local) {
+      const std::int64_t mine = source.global_position(me, local);
+      if (mine < source.global_length()) {
+        const auto [owner, at] = target.owner(mine);
+        if (owner == peer) {
+          sends[peer].emplace_back(local, at);
+        }
+      }
+      const std::int64_t theirs = source.global_position(peer, local);
+      if (theirs < source.global_length()) {
+        const auto [owner, at] = target.owner(theirs);
+        if (owner == me) {
+          receives[peer].emplace_back(local, at);
+        }
+      }
+    }
+  }
+  std::int64_t row_elements = 0;  // per position, over all tensors
+  for (const Tensor& tensor : from) {
+    row_elements += tensor.size(0) * tensor.size(1) * tensor.size(3);
+  }
+  std::vector<std::int64_t> send_counts(ranks);
+  std::vector<std::int64_t> receive_counts(ranks);
+  std::int64_t send_total = 0;
+  std::int64_t receive_total = 0;
+  for (int peer = 0; peer < ranks; ++peer) {
+    send_counts[peer] = static_cast<std::int64_t>(sends[peer].size()) * row_elements;
+    receive_counts[peer] = static_cast<std::int64_t>(receives[peer].size()) * row_elements;
+    send_total += send_counts[peer];
+    receive_total += receive_counts[peer];
+  }
+  const Tensor send = Tensor::empty({send_total}, DType::f32);
+  const Tensor receive = Tensor::empty({receive_total}, DType::f32);
+  // Segment of one peer and tensor: (B, H, count, D) in the buffer.
+  const auto segments = [&](const Tensor& buffer, const auto& lists, auto&& visit) {
+    std::int64_t offset = 0;
+    for (int peer = 0; peer < ranks; ++peer) {
+      const auto count = static_cast<std::int64_t>(lists[peer].size());
+      for (const Tensor& tensor : from) {
+        const std::int64_t elements = tensor.size(0) * tensor.size(1) * count * tensor.size(3);
+        if (count > 0) {
+          visit(peer, tensor, &tensor - from.data(),
+                buffer.slice(0, offset, offset + elements)
+                    .reshape({tensor.size(0), tensor.size(1), count, tensor.size(3)}));
+        }
+        offset += elements;
+      }
+    }
+  };
+  segments(send, sends, [&](int peer, const Tensor& tensor, std::ptrdiff_t, const Tensor& seg) {
+    for (std::size_t i = 0; i < sends[peer].size(); ++i) {
+      copy_rows(SequenceRows::of(tensor, 2), sends[peer][i].first, 1, SequenceRows::of(seg, 2),
+                static_cast<std::int64_t>(i), 1, 1);
+    }
+  });
+  communicator.all_to_all_v(send, send_counts, receive, receive_counts);
+  std::vector<Tensor> to;
+  for (const Tensor& tensor : from) {
+    to.push_back(Tensor::zeros(
+        {tensor.size(0), tensor.size(1), target.shard_length(), tensor.size(3)}, DType::f32));
+  }
+  segments(receive, receives,
+           [&](int peer, const Tensor&, std::ptrdiff_t index, const Tensor& seg) {
+             for (std::size_t i = 0; i < receives[peer].size(); ++i) {
+               copy_rows(SequenceRows::of(seg, 2), static_cast<std::int64_t>(i), 1,
+                         SequenceRows::of(to[index], 2), receives[peer][i].second, 1, 1);
+             }
+           });
+  return to;
+}
+
+// Runs `compute` on contiguous shards of `inputs`, then brings `outputs` back to `layout`.
+template <typename Compute>
+void through_contiguous(Communicator& communicator, const SequenceLayout& layout,
+                        DistributedAttentionStats& stats, const std::vector<Tensor>& inputs,
+                        const std::vector<Tensor>& outputs, Compute&& compute) {
+  const SequenceLayout contiguous(LayoutKind::contiguous, layout.global_length(), layout.ranks());
+  std::vector<Tensor> moved;
+  {
+    const WallTimer timer;
+    moved = redistribute(communicator, layout, contiguous, inputs);
+    stats.communication_seconds += timer.seconds();
+    stats.exposed_communication_seconds += timer.seconds();
+  }
+  const std::vector<Tensor> results = compute(contiguous, moved);
+  const WallTimer timer;
+  const std::vector<Tensor> back = redistribute(communicator, contiguous, layout, results);
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    outputs[i].copy_from(back[i]);
+  }
+  stats.communication_seconds += timer.seconds();
+  stats.exposed_communication_seconds += timer.seconds();
+}
+
+void validate(const Communicator& communicator, const SequenceLayout& layout, const Tensor& q,
+              const Tensor& k, const Tensor& v) {
+  LONGSEQ_REQUIRE(layout.ranks() == communicator.size(),
+                  "[{}] the {} layout is for {} ranks but the communicator has {}", kOp,
+                  layout_name(layout.kind()), layout.ranks(), communicator.size());
+  LONGSEQ_REQUIRE(communicator.device() == Device::cpu,
+                  "[{}] the {} backend is not supported yet (host buffers only)", kOp,
+                  communicator.backend());
+  for (const Tensor* tensor : {&q, &k, &v}) {
+    LONGSEQ_REQUIRE(tensor->rank() == 4 && tensor->size(2) == layout.shard_length() &&
+                        tensor->dtype() == DType::f32 && tensor->device() == Device::cpu &&
+                        tensor->is_contiguous(),
+                    "[{}] q, k, v must be contiguous fp32 CPU shards (B, H, {}, D), got {}", kOp,
+                    layout.shard_length(), tensor->describe());
+  }
+}
+
+// Fills in the volume of one call.
+class StatsScope {
+ public:
+  StatsScope(const Communicator& communicator, DistributedAttentionStats* stats)
+      : communicator_(communicator),
+        stats_(stats != nullptr ? stats : &local_),
+        bytes_before_(communicator.bytes_sent()) {
+    *stats_ = {};
+  }
+  ~StatsScope() { stats_->bytes_sent = communicator_.bytes_sent() - bytes_before_; }
+  StatsScope(const StatsScope&) = delete;
+  StatsScope& operator=(const StatsScope&) = delete;
+
+  [[nodiscard]] DistributedAttentionStats& stats() { return *stats_; }
+
+ private:
+  const Communicator& communicator_;
+  DistributedAttentionStats local_;
+  DistributedAttentionStats* stats_;
+  std::int64_t bytes_before_;
+};
+
+}  // namespace
+
+void distributed_linear_attention_forward(ComputeContext& context, Communicator& communicator,
+                                          const SequenceLayout& layout,
+                                          const LinearAttentionParallelConfig& config,
+                                          const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const Tensor& out, DistributedAttentionStats* stats) {
+  validate(communicator, layout, q, k, v);
+  StatsScope scope(communicator, stats);
+  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
+    Work work =
+        make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1], in[2]);
+    const Tensor result = Tensor::empty(in[2].shape(), DType::f32);
+    forward_in_chunks(work, result);
+    return std::vector<Tensor>{result};
+  };
+  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
+    through_contiguous(communicator, layout, scope.stats(), {q, k, v}, {out}, run);
+    return;
+  }
+  Work work = make_work(context, communicator, layout, config, scope.stats(), q, k, v);
+  forward_in_chunks(work, out);
+}
+
+void distributed_linear_attention_backward(ComputeContext& context, Communicator& communicator,
+                                           const SequenceLayout& layout,
+                                           const LinearAttentionParallelConfig& config,
+                                           const Tensor& q, const Tensor& k, const Tensor& v,
+                                           const Tensor& grad_out, const Tensor& grad_q,
+                                           const Tensor& grad_k, const Tensor& grad_v,
+                                           DistributedAttentionStats* stats) {
+  validate(communicator, layout, q, k, v);
+  StatsScope scope(communicator, stats);
+  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
+    Work work =
+        make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1], in[2]);
+    std::vector<Tensor> grads{Tensor::empty(in[0].shape(), DType::f32),
+                              Tensor::empty(in[1].shape(), DType::f32),
+                              Tensor::empty(in[2].shape(), DType::f32)};
+    backward_in_chunks(work, in[3], grads[0], grads[1], grads[2]);
+    return grads;
+  };
+  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
+    through_contiguous(communicator, layout, scope.stats(), {q, k, v, grad_out},
+                       {grad_q, grad_k, grad_v}, run);
+    return;
+  }
+  Work work = make_work(context, communicator, layout, config, scope.stats(), q, k, v);
+  backward_in_chunks(work, grad_out, grad_q, grad_k, grad_v);
+}
+
+}  // namespace longseq

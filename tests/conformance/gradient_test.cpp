@@ -1,0 +1,104 @@
+// Gradients against finite differences, on one rank: with loss = sum(out * W) for random W, the
+// analytic input gradients of backward (given W as the output gradients) match central differences
+// of the loss at a few dozen randomly chosen input elements.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "models/mixer_registry.h"
+#include "runtime/philox.h"
+#include "tests/conformance/conformance.h"
+
+namespace longseq::conformance {
+namespace {
+
+constexpr int kSamplesPerInput = 12;
+constexpr float kStep = 1e-2f;
+// Central differences err by step^2 / 6 times the third derivative, about 1e-4 of the gradient's
+// scale for inputs in [-1, 1) (scores tau q.k stay O(1)); fp32 rounding of the perturbed outputs
+// adds about sqrt(N D) * 6e-8 / (2 step) ~ 1e-4 (outputs the perturbation does not reach are
+// bit-identical and cancel exactly). 2e-2 of the gradient scale leaves a wide margin, while a wrong
+// gradient (a sign, a transpose, a missing 1/sqrt(D) scale, a missed mask) is off by O(1) of it.
+constexpr double kTolerance = 2e-2;
+
+double weighted_sum(const std::vector<Tensor>& outputs, const std::vector<Tensor>& weights) {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const std::vector<double> out = to_double_vector(outputs[i]);
+    const std::vector<double> w = to_double_vector(weights[i]);
+    for (std::size_t e = 0; e < out.size(); ++e) {
+      sum += out[e] * w[e];
+    }
+  }
+  return sum;
+}
+
+class GradientTest : public MixerTest {};
+
+TEST_P(GradientTest, MatchesFiniteDifferences) {
+  const MixerCase& c = GetParam();
+  const MixerOptions options = mixer_options(c);
+  const SequenceLayout whole(LayoutKind::contiguous, c.size.length, 1);
+  ShardContext context{compute_, *self_, whole};
+  std::unique_ptr<Mixer> mixer;
+  Problem problem;
+  PassResult analytic;
+  if (const auto why = rejection([&] {
+        mixer = make_mixer(c.mixer, options);
+        problem = random_problem(*mixer, options, whole, 0, kSeed);
+        analytic = run_forward_backward(*mixer, context, problem, options);
+      })) {
+    GTEST_SKIP() << *why;
+  }
+
+  const std::vector<TensorSpec> input_specs = mixer->input_specs(c.size.length);
+  for (std::size_t i = 0; i < input_specs.size(); ++i) {
+    const Tensor& gradient = analytic.grad_inputs[i];
+    const float* analytic_values = gradient.data<float>();
+    double scale = 0.0;
+    for (std::int64_t e = 0; e < gradient.numel(); ++e) {
+      scale = std::max(scale, std::abs(static_cast<double>(analytic_values[e])));
+    }
+    std::vector<std::int64_t> samples;
+    std::vector<double> numeric;
+    for (int s = 0; s < kSamplesPerInput; ++s) {
+      // random_uniform is in (0, 1]: its top value would index one past the end.
+      const std::int64_t element = std::min(
+          gradient.numel() - 1, static_cast<std::int64_t>(random_uniform(kSeed, 900 + i, s) *
+                                                          static_cast<float>(gradient.numel())));
+      std::vector<Tensor> plus = problem.inputs;
+      std::vector<Tensor> minus = problem.inputs;
+      plus[i] = problem.inputs[i].clone();
+      minus[i] = problem.inputs[i].clone();
+      const float x = problem.inputs[i].data<float>()[element];
+      const float x_plus = x + kStep;
+      const float x_minus = x - kStep;
+      plus[i].data<float>()[element] = x_plus;
+      minus[i].data<float>()[element] = x_minus;
+      const double difference =
+          weighted_sum(run_forward(*mixer, context, plus, options), problem.grad_outputs) -
+          weighted_sum(run_forward(*mixer, context, minus, options), problem.grad_outputs);
+      // The step actually taken after rounding x +- step to fp32.
+      numeric.push_back(difference / (static_cast<double>(x_plus) - static_cast<double>(x_minus)));
+      samples.push_back(element);
+      scale = std::max(scale, std::abs(numeric.back()));
+    }
+    ASSERT_GT(scale, 0.0) << "the gradient of " << input_specs[i].name << " is zero everywhere";
+    for (std::size_t s = 0; s < samples.size(); ++s) {
+      EXPECT_LE(std::abs(analytic_values[samples[s]] - numeric[s]), kTolerance * scale)
+          << "d loss / d " << input_specs[i].name << "[" << samples[s] << "]: analytic "
+          << analytic_values[samples[s]] << ", finite differences " << numeric[s]
+          << " (gradient scale " << scale << ")";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Mixers, GradientTest,
+                         testing::ValuesIn(mixer_cases({.every_strategy = false,
+                                                        .sizes = {kEvenSize, kUnevenSize,
+                                                                  kGroupedSize}})),
+                         case_name);
+
+}  // namespace
+}  // namespace longseq::conformance
