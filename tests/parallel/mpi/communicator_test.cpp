@@ -266,6 +266,9 @@ TEST_F(MpiCommunicatorTest, ReceiveFromSilentPeerTimesOut) {
         << message;
     EXPECT_NE(message.find("tag 99"), std::string::npos) << message;
   }
+  // Every rank's timed-out receive is cancelled before any rank sends on the same tag: otherwise a
+  // fast peer's send below could match a slow rank's first receive before it times out.
+  world.barrier();
   // Still usable: an exchange with the same peer and tag now succeeds, which it would not if the
   // cancelled receive were still posted and matched the message first.
   const int previous = (rank + size - 1) % size;
