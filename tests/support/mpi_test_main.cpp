@@ -1,7 +1,7 @@
-// The main of the multi-rank tests: owns MPI for the whole run (tests make their own communicators
-// from MPI_COMM_WORLD), lets only rank 0 print GoogleTest's report (other ranks print just their
-// failures, prefixed with their rank), and exits with the same status on every rank: failed if any
-// rank failed.
+// The main of every multi-rank test binary: owns MPI for the whole run (tests make their own
+// communicators from MPI_COMM_WORLD), lets only rank 0 print GoogleTest's report (other ranks
+// print just their failures, prefixed with their rank), and exits with the same status on every
+// rank: failed if any rank failed, so that mpirun and CTest see one verdict.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
