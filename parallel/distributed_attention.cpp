@@ -6,6 +6,7 @@
 #include "parallel/allgather_attention.h"
 #include "parallel/head_parallel_attention.h"
 #include "parallel/ring_attention.h"
+#include "parallel/stats_scope.h"
 
 namespace longseq {
 
@@ -63,28 +64,6 @@ void validate(const Communicator& communicator, const SequenceLayout& layout,
                     kOp, heads, kv_heads, ranks);
   }
 }
-
-// Fills in the volume and total time of one call.
-class StatsScope {
- public:
-  StatsScope(const Communicator& communicator, DistributedAttentionStats* stats)
-      : communicator_(communicator),
-        stats_(stats != nullptr ? stats : &local_),
-        bytes_before_(communicator.bytes_sent()) {
-    *stats_ = {};
-  }
-  ~StatsScope() { stats_->bytes_sent = communicator_.bytes_sent() - bytes_before_; }
-  StatsScope(const StatsScope&) = delete;
-  StatsScope& operator=(const StatsScope&) = delete;
-
-  [[nodiscard]] DistributedAttentionStats& stats() { return *stats_; }
-
- private:
-  const Communicator& communicator_;
-  DistributedAttentionStats local_;
-  DistributedAttentionStats* stats_;
-  std::int64_t bytes_before_;
-};
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 
 #include "kernels/linear_attention.h"
 #include "parallel/sequence_rows.h"
+#include "parallel/stats_scope.h"
 #include "runtime/timer.h"
 
 namespace longseq {
@@ -364,28 +365,6 @@ void validate(const Communicator& communicator, const SequenceLayout& layout, co
                     layout.shard_length(), tensor->describe());
   }
 }
-
-// Fills in the volume of one call.
-class StatsScope {
- public:
-  StatsScope(const Communicator& communicator, DistributedAttentionStats* stats)
-      : communicator_(communicator),
-        stats_(stats != nullptr ? stats : &local_),
-        bytes_before_(communicator.bytes_sent()) {
-    *stats_ = {};
-  }
-  ~StatsScope() { stats_->bytes_sent = communicator_.bytes_sent() - bytes_before_; }
-  StatsScope(const StatsScope&) = delete;
-  StatsScope& operator=(const StatsScope&) = delete;
-
-  [[nodiscard]] DistributedAttentionStats& stats() { return *stats_; }
-
- private:
-  const Communicator& communicator_;
-  DistributedAttentionStats local_;
-  DistributedAttentionStats* stats_;
-  std::int64_t bytes_before_;
-};
 
 }  // namespace
 
