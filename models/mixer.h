@@ -28,7 +28,7 @@ struct ShardContext {
 };
 
 // The shape of one input or output: `shape` has the full sequence length at `sequence_dim`; a
-// shard has layout.shard_length() there.
+// shard has layout.shard_length() there. A parameter has no sequence dimension (sequence_dim -1).
 struct TensorSpec {
   std::string name;
   Shape shape;
@@ -46,6 +46,16 @@ struct MixerOptions {
   std::string strategy = "ring";
   DType dtype = DType::f32;
   Device device = Device::cpu;
+  // Seed of the mixer's parameters and random draws (Performer features): every rank and device
+  // draws the same values from it.
+  std::uint64_t seed = 0;
+  // Mechanism settings: each mixer reads the ones it has and ignores the others.
+  std::int64_t features = 256;        // performer: random features m
+  std::int64_t redraw_interval = 0;   // performer: redraw the features every this many steps (0: never)
+  std::int64_t state_size = 64;       // s4, s4d, dss, gss: SSM state size N
+  std::int64_t local_chunk = 0;       // gss: interleaved chunked local softmax attention (0: none)
+  double momentum = 0.5;              // momentum: mu
+  double momentum_step = 0.8;         // momentum: gamma
 };
 
 // What the last forward or backward call did, for benchmarks.
@@ -79,6 +89,22 @@ class Mixer {
                         std::span<const Tensor> grad_inputs) = 0;
 
   [[nodiscard]] virtual MixerStats last_stats() const = 0;
+
+  // Learned parameters, replicated on every rank (no sequence dimension), initialised from
+  // MixerOptions::seed so that every rank and device holds the same values. Empty for mixers
+  // without any. Shapes may depend on the global sequence length (relative-position weights).
+  [[nodiscard]] virtual std::vector<TensorSpec> parameter_specs(
+      std::int64_t /*sequence_length*/) const {
+    return {};
+  }
+  // The mixer's own parameter tensors in spec order, valid after the first forward: writing into
+  // them changes what the mixer computes (tests perturb them for finite differences).
+  [[nodiscard]] virtual std::vector<Tensor> parameters() const { return {}; }
+  // After backward: dL/d parameters over the whole sequence (summed across the sequence group, so
+  // every rank holds the same values), in spec order, on the mixer's device, fp32.
+  [[nodiscard]] virtual std::vector<Tensor> parameter_gradients() const { return {}; }
+  // The training step, for mixers whose random draws change with it (Performer's feature redraw).
+  virtual void set_step(std::int64_t /*step*/) {}
 };
 
 }  // namespace longseq

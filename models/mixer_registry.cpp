@@ -2,8 +2,14 @@
 
 #include <fmt/format.h>
 
+#include "models/mixers/diagonal_ssm.h"
 #include "models/mixers/exact_attention.h"
+#include "models/mixers/gss.h"
 #include "models/mixers/linear_attention.h"
+#include "models/mixers/momentum_attention.h"
+#include "models/mixers/performer.h"
+#include "models/mixers/rpe_fft.h"
+#include "models/mixers/s4.h"
 
 namespace longseq {
 
@@ -25,6 +31,13 @@ constexpr MixerEntry kMixers[] = {
        return make_exact_attention_mixer(AttentionKernel::flash, options);
      }},
     {"linear", make_linear_attention_mixer},
+    {"performer", make_performer_mixer},
+    {"momentum", make_momentum_attention_mixer},
+    {"rpe_fft", make_rpe_fft_mixer},
+    {"s4", make_s4_mixer},
+    {"s4d", make_s4d_mixer},
+    {"dss", make_dss_mixer},
+    {"gss", make_gss_mixer},
 };
 
 }  // namespace

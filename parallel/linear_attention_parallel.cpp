@@ -1,10 +1,9 @@
 #include "parallel/linear_attention_parallel.h"
 
-#include <utility>
 #include <vector>
 
 #include "kernels/linear_attention.h"
-#include "parallel/sequence_rows.h"
+#include "parallel/sequence_chunks.h"
 #include "parallel/stats_scope.h"
 #include "runtime/timer.h"
 
@@ -13,14 +12,6 @@ namespace longseq {
 namespace {
 
 constexpr const char* kOp = "distributed_linear_attention";
-
-// One chunk of the sequence on this rank: its index in chunk order and where its valid rows sit
-// in the shard.
-struct Chunk {
-  std::int64_t index = 0;
-  std::int64_t local_begin = 0;
-  std::int64_t valid = 0;
-};
 
 // The per-chunk states of this rank, each one flat buffer with (S, z) views into it.
 struct ChunkStates {
@@ -43,52 +34,6 @@ ChunkStates make_states(std::size_t count, std::int64_t batch, std::int64_t head
   return states;
 }
 
-// Rows [begin, begin + count) of a (B, H, S, D) shard as a contiguous tensor (the shard itself
-// when that is all of it).
-Tensor chunk_rows(const Tensor& shard, std::int64_t begin, std::int64_t count) {
-  if (begin == 0 && count == shard.size(2)) {
-    return shard;
-  }
-  const Tensor rows =
-      Tensor::empty({shard.size(0), shard.size(1), count, shard.size(3)}, DType::f32);
-  copy_rows(SequenceRows::of(shard, 2), begin, 1, SequenceRows::of(rows, 2), 0, 1, count);
-  return rows;
-}
-
-// Writes a chunk's rows back into the shard (no-op when they are the shard).
-void place_rows(const Tensor& rows, const Tensor& shard, std::int64_t begin) {
-  if (rows.raw_data() == shard.raw_data()) {
-    return;
-  }
-  copy_rows(SequenceRows::of(rows, 2), 0, 1, SequenceRows::of(shard, 2), begin, 1, rows.size(2));
-}
-
-// The chunked view of a contiguous or zigzag layout on one rank.
-class ChunkPlan {
- public:
-  ChunkPlan(const SequenceLayout& layout, int rank) {
-    const int ranks = layout.ranks();
-    const bool zigzag = layout.kind() == LayoutKind::zigzag;
-    const std::int64_t chunks = zigzag ? 2 * ranks : ranks;
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      owners_.push_back(static_cast<int>(c < ranks ? c : chunks - 1 - c));
-    }
-    for (const LayoutRun& run : layout.runs(rank)) {
-      chunks_.push_back({run.global_begin / run.length, run.local_begin, run.valid_length});
-      indices_.push_back(chunks_.back().index);
-    }
-  }
-
-  [[nodiscard]] const std::vector<Chunk>& chunks() const { return chunks_; }
-  [[nodiscard]] const std::vector<int>& owners() const { return owners_; }
-  [[nodiscard]] const std::vector<std::int64_t>& indices() const { return indices_; }
-
- private:
-  std::vector<Chunk> chunks_;
-  std::vector<int> owners_;
-  std::vector<std::int64_t> indices_;
-};
-
 // Everything one call works on: the plan, the chunks' inputs, and the options.
 struct Work {
   ComputeContext& context;
@@ -109,7 +54,7 @@ struct Work {
     return make_states(plan.chunks().size(), batch, heads, key_dim, value_dim);
   }
   // One chunk in all: nothing to scan, every incoming state is zero.
-  [[nodiscard]] bool alone() const { return plan.owners().size() == 1; }
+  [[nodiscard]] bool alone() const { return plan.alone(); }
 };
 
 Work make_work(ComputeContext& context, Communicator& communicator, const SequenceLayout& layout,
@@ -118,7 +63,7 @@ Work make_work(ComputeContext& context, Communicator& communicator, const Sequen
   Work work{context,   communicator, config, stats,     ChunkPlan(layout, communicator.rank()),
             {},        {},           {},     q.size(0), q.size(1),
             q.size(3), v.size(3)};
-  for (const Chunk& chunk : work.plan.chunks()) {
+  for (const SequenceChunk& chunk : work.plan.chunks()) {
     work.q.push_back(chunk_rows(q, chunk.local_begin, chunk.valid));
     work.k.push_back(chunk_rows(k, chunk.local_begin, chunk.valid));
     work.v.push_back(chunk_rows(v, chunk.local_begin, chunk.valid));
@@ -186,7 +131,7 @@ void forward_in_chunks(Work& work, const Tensor& out) {
   out.zero();
   timed_compute(work.stats, [&] {
     for (std::size_t i = 0; i < work.q.size(); ++i) {
-      const Chunk& chunk = work.plan.chunks()[i];
+      const SequenceChunk& chunk = work.plan.chunks()[i];
       if (chunk.valid == 0) {
         continue;
       }
@@ -202,7 +147,7 @@ void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q
                         const Tensor& grad_k, const Tensor& grad_v) {
   const ChunkStates incoming = incoming_states(work);
   std::vector<Tensor> chunk_grad_out;
-  for (const Chunk& chunk : work.plan.chunks()) {
+  for (const SequenceChunk& chunk : work.plan.chunks()) {
     chunk_grad_out.push_back(chunk_rows(grad_out, chunk.local_begin, chunk.valid));
   }
   // The gradient each chunk's final state receives from the queries of the other chunks.
@@ -225,7 +170,7 @@ void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q
   grad_v.zero();
   timed_compute(work.stats, [&] {
     for (std::size_t i = 0; i < work.q.size(); ++i) {
-      const Chunk& chunk = work.plan.chunks()[i];
+      const SequenceChunk& chunk = work.plan.chunks()[i];
       if (chunk.valid == 0) {
         continue;
       }
@@ -240,113 +185,6 @@ void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q
       place_rows(chunk_grad_v, grad_v, chunk.local_begin);
     }
   });
-}
-
-// ---- the striped layout, through the contiguous one
-
-// Moves shards of `from` tensors (layout `source`) into new shards in layout `target`, padding
-// rows zero, with one all_to_all_v. Both sides list the positions a pair exchanges in increasing
-// local order of the sender.
-std::vector<Tensor> redistribute(Communicator& communicator, const SequenceLayout& source,
-                                 const SequenceLayout& target, const std::vector<Tensor>& from) {
-  const int ranks = communicator.size();
-  const int me = communicator.rank();
-  // positions[peer] = (sender local, receiver local) of what moves between this rank and peer.
-  std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> sends(ranks);
-  std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> receives(ranks);
-  for (int peer = 0; peer < ranks; ++peer) {
-    for (std::int64_t local = 0; local < source.shard_length(); ++local) {
-      const std::int64_t mine = source.global_position(me, local);
-      if (mine < source.global_length()) {
-        const auto [owner, at] = target.owner(mine);
-        if (owner == peer) {
-          sends[peer].emplace_back(local, at);
-        }
-      }
-      const std::int64_t theirs = source.global_position(peer, local);
-      if (theirs < source.global_length()) {
-        const auto [owner, at] = target.owner(theirs);
-        if (owner == me) {
-          receives[peer].emplace_back(local, at);
-        }
-      }
-    }
-  }
-  std::int64_t row_elements = 0;  // per position, over all tensors
-  for (const Tensor& tensor : from) {
-    row_elements += tensor.size(0) * tensor.size(1) * tensor.size(3);
-  }
-  std::vector<std::int64_t> send_counts(ranks);
-  std::vector<std::int64_t> receive_counts(ranks);
-  std::int64_t send_total = 0;
-  std::int64_t receive_total = 0;
-  for (int peer = 0; peer < ranks; ++peer) {
-    send_counts[peer] = static_cast<std::int64_t>(sends[peer].size()) * row_elements;
-    receive_counts[peer] = static_cast<std::int64_t>(receives[peer].size()) * row_elements;
-    send_total += send_counts[peer];
-    receive_total += receive_counts[peer];
-  }
-  const Tensor send = Tensor::empty({send_total}, DType::f32);
-  const Tensor receive = Tensor::empty({receive_total}, DType::f32);
-  // Segment of one peer and tensor: (B, H, count, D) in the buffer.
-  const auto segments = [&](const Tensor& buffer, const auto& lists, auto&& visit) {
-    std::int64_t offset = 0;
-    for (int peer = 0; peer < ranks; ++peer) {
-      const auto count = static_cast<std::int64_t>(lists[peer].size());
-      for (const Tensor& tensor : from) {
-        const std::int64_t elements = tensor.size(0) * tensor.size(1) * count * tensor.size(3);
-        if (count > 0) {
-          visit(peer, tensor, &tensor - from.data(),
-                buffer.slice(0, offset, offset + elements)
-                    .reshape({tensor.size(0), tensor.size(1), count, tensor.size(3)}));
-        }
-        offset += elements;
-      }
-    }
-  };
-  segments(send, sends, [&](int peer, const Tensor& tensor, std::ptrdiff_t, const Tensor& seg) {
-    for (std::size_t i = 0; i < sends[peer].size(); ++i) {
-      copy_rows(SequenceRows::of(tensor, 2), sends[peer][i].first, 1, SequenceRows::of(seg, 2),
-                static_cast<std::int64_t>(i), 1, 1);
-    }
-  });
-  communicator.all_to_all_v(send, send_counts, receive, receive_counts);
-  std::vector<Tensor> to;
-  for (const Tensor& tensor : from) {
-    to.push_back(Tensor::zeros(
-        {tensor.size(0), tensor.size(1), target.shard_length(), tensor.size(3)}, DType::f32));
-  }
-  segments(receive, receives,
-           [&](int peer, const Tensor&, std::ptrdiff_t index, const Tensor& seg) {
-             for (std::size_t i = 0; i < receives[peer].size(); ++i) {
-               copy_rows(SequenceRows::of(seg, 2), static_cast<std::int64_t>(i), 1,
-                         SequenceRows::of(to[index], 2), receives[peer][i].second, 1, 1);
-             }
-           });
-  return to;
-}
-
-// Runs `compute` on contiguous shards of `inputs`, then brings `outputs` back to `layout`.
-template <typename Compute>
-void through_contiguous(Communicator& communicator, const SequenceLayout& layout,
-                        DistributedAttentionStats& stats, const std::vector<Tensor>& inputs,
-                        const std::vector<Tensor>& outputs, Compute&& compute) {
-  const SequenceLayout contiguous(LayoutKind::contiguous, layout.global_length(), layout.ranks());
-  std::vector<Tensor> moved;
-  {
-    const WallTimer timer;
-    moved = redistribute(communicator, layout, contiguous, inputs);
-    stats.communication_seconds += timer.seconds();
-    stats.exposed_communication_seconds += timer.seconds();
-  }
-  const std::vector<Tensor> results = compute(contiguous, moved);
-  const WallTimer timer;
-  const std::vector<Tensor> back = redistribute(communicator, contiguous, layout, results);
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    outputs[i].copy_from(back[i]);
-  }
-  stats.communication_seconds += timer.seconds();
-  stats.exposed_communication_seconds += timer.seconds();
 }
 
 void validate(const Communicator& communicator, const SequenceLayout& layout, const Tensor& q,
@@ -383,7 +221,7 @@ void distributed_linear_attention_forward(ComputeContext& context, Communicator&
     return std::vector<Tensor>{result};
   };
   if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v}, {out}, run);
+    through_contiguous(communicator, layout, scope.stats(), {q, k, v}, {2, 2, 2}, {out}, {2}, run);
     return;
   }
   Work work = make_work(context, communicator, layout, config, scope.stats(), q, k, v);
@@ -409,8 +247,8 @@ void distributed_linear_attention_backward(ComputeContext& context, Communicator
     return grads;
   };
   if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v, grad_out},
-                       {grad_q, grad_k, grad_v}, run);
+    through_contiguous(communicator, layout, scope.stats(), {q, k, v, grad_out}, {2, 2, 2, 2},
+                       {grad_q, grad_k, grad_v}, {2, 2, 2}, run);
     return;
   }
   Work work = make_work(context, communicator, layout, config, scope.stats(), q, k, v);

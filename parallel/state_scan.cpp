@@ -36,14 +36,15 @@ std::int64_t local_index(std::span<const int> owners, std::int64_t chunk) {
   return index;
 }
 
-void chain_scan(Communicator& communicator, ScanDirection direction, std::span<const int> owners,
-                std::span<const Tensor> local, std::span<const Tensor> result) {
+void chain_scan(Communicator& communicator, ScanDirection direction, const StateMonoid& monoid,
+                std::span<const int> owners, std::span<const Tensor> local,
+                std::span<const Tensor> result) {
   const int me = communicator.rank();
   const std::vector<std::int64_t> order =
       scan_order(static_cast<std::int64_t>(owners.size()), direction);
   std::vector<std::unique_ptr<Request>> sends;
   std::vector<Tensor> send_buffers;
-  Tensor running;  // sum up to and including the last chunk this rank visited
+  Tensor running;  // composition up to and including the last chunk this rank visited
   for (std::size_t t = 0; t < order.size(); ++t) {
     const std::int64_t chunk = order[t];
     if (owners[chunk] != me) {
@@ -51,7 +52,7 @@ void chain_scan(Communicator& communicator, ScanDirection direction, std::span<c
     }
     const Tensor& incoming = result[local_index(owners, chunk)];
     if (t == 0) {
-      incoming.zero();
+      monoid.identity(incoming);
     } else if (owners[order[t - 1]] == me) {
       incoming.copy_from(running);
     } else {
@@ -61,7 +62,7 @@ void chain_scan(Communicator& communicator, ScanDirection direction, std::span<c
       continue;
     }
     running = incoming.clone();
-    add_into(running, local[local_index(owners, chunk)]);
+    monoid.combine(running, local[local_index(owners, chunk)]);
     const int next = owners[order[t + 1]];
     if (next != me) {
       send_buffers.push_back(running);
@@ -74,7 +75,7 @@ void chain_scan(Communicator& communicator, ScanDirection direction, std::span<c
 }
 
 void all_gather_scan(Communicator& communicator, ScanDirection direction,
-                     std::span<const int> owners, std::span<const std::int64_t> mine,
+                     const StateMonoid& monoid, std::span<const int> owners, std::span<const std::int64_t> mine,
                      std::span<const Tensor> local, std::span<const Tensor> result) {
   const std::int64_t size = local.empty() ? 0 : local[0].numel();
   const auto per_rank = static_cast<std::int64_t>(local.size());
@@ -87,14 +88,14 @@ void all_gather_scan(Communicator& communicator, ScanDirection direction,
   const std::vector<std::int64_t> order =
       scan_order(static_cast<std::int64_t>(owners.size()), direction);
   for (std::size_t i = 0; i < mine.size(); ++i) {
-    const Tensor sum = result[i].reshape({size});
-    sum.zero();
+    const Tensor acc = result[i].reshape({size});
+    monoid.identity(acc);
     for (const std::int64_t chunk : order) {
       if (chunk == mine[i]) {
         break;
       }
       const std::int64_t at = owners[chunk] * per_rank + local_index(owners, chunk);
-      add_into(sum, gathered.slice(0, at * size, (at + 1) * size));
+      monoid.combine(acc, gathered.slice(0, at * size, (at + 1) * size));
     }
   }
 }
@@ -116,10 +117,22 @@ StateScanStrategy parse_state_scan(std::string_view name) {
       LONGSEQ_FORMAT("[state_scan] unknown strategy '{}' (expected chain or allgather)", name));
 }
 
+StateMonoid sum_monoid() {
+  return {add_into, [](const Tensor& state) { state.zero(); }};
+}
+
 void exclusive_state_scan(Communicator& communicator, StateScanStrategy strategy,
                           ScanDirection direction, std::span<const int> owners,
                           std::span<const std::int64_t> mine, std::span<const Tensor> local,
                           std::span<const Tensor> result) {
+  exclusive_state_scan(communicator, strategy, direction, sum_monoid(), owners, mine, local,
+                       result);
+}
+
+void exclusive_state_scan(Communicator& communicator, StateScanStrategy strategy,
+                          ScanDirection direction, const StateMonoid& monoid,
+                          std::span<const int> owners, std::span<const std::int64_t> mine,
+                          std::span<const Tensor> local, std::span<const Tensor> result) {
   LONGSEQ_CHECK(mine.size() == local.size() && mine.size() == result.size(),
                 "[state_scan] {} chunks, {} states, {} results", mine.size(), local.size(),
                 result.size());
@@ -128,9 +141,9 @@ void exclusive_state_scan(Communicator& communicator, StateScanStrategy strategy
                   "[state_scan] chunk {} is not this rank's or out of order", mine[i]);
   }
   if (strategy == StateScanStrategy::chain) {
-    chain_scan(communicator, direction, owners, local, result);
+    chain_scan(communicator, direction, monoid, owners, local, result);
   } else {
-    all_gather_scan(communicator, direction, owners, mine, local, result);
+    all_gather_scan(communicator, direction, monoid, owners, mine, local, result);
   }
 }
 
