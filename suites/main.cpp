@@ -50,6 +50,7 @@ int run_bench(int* argc, char*** argv, BenchRequest request, int threads) {
   longseq::BenchConfig config = request.config;
   config.mixer_options.dtype = longseq::parse_dtype(request.dtype);
   config.mixer_options.device = longseq::parse_device(request.device);
+  config.mixer_options.seed = config.seed;
   const longseq::MpiSession session(argc, argv);
   const std::unique_ptr<longseq::MpiCommunicator> world = longseq::MpiCommunicator::world(session);
   const std::unique_ptr<longseq::MpiCommunicator> self = world->split(world->rank(), 0, "self");
@@ -113,13 +114,23 @@ int main(int argc, char** argv) {
   bench->add_option("--layout", request.config.layout,
                     "sequence layout: contiguous, zigzag, striped");
   bench->add_option("--strategy", options.strategy,
-                    "exact attention across ranks: ring, alltoall, allgather");
+                    "across ranks: ring, alltoall, allgather (exact attention); chain, allgather "
+                    "(state-passing mixers)");
+  bench->add_option("--features", options.features, "performer: random features");
+  bench->add_option("--redraw-interval", options.redraw_interval,
+                    "performer: redraw the features every this many steps (0: never)");
+  bench->add_option("--state-size", options.state_size, "s4, s4d, dss, gss: SSM state size");
+  bench->add_option("--local-chunk", options.local_chunk,
+                    "gss: chunked local attention after the block, in tokens (0: none)");
+  bench->add_option("--momentum", options.momentum, "momentum: mu");
+  bench->add_option("--momentum-step", options.momentum_step, "momentum: gamma");
   bench->add_option("--dtype", request.dtype, "fp32, bf16, fp16");
   bench->add_option("--device", request.device, "cpu or cuda");
   bench->add_option("--pass", request.config.pass, "fwd, bwd or both (both reports each pass)");
   bench->add_option("--reps", request.config.reps, "timed repetitions (the median is reported)");
   bench->add_option("--warmup", request.config.warmup, "untimed repetitions first");
-  bench->add_option("--seed", request.config.seed, "seed of the random inputs");
+  bench->add_option("--seed", request.config.seed,
+                    "seed of the random inputs and of the mixers' parameters and features");
   bench->add_flag("--check", request.config.check,
                   "report the error against a single-rank run of the same inputs");
   bench->add_flag("--json", request.json, "one JSON object per result instead of a table");

@@ -41,6 +41,12 @@ std::string result_json(const BenchResult& r, int threads) {
       "{}, ",
       m.causal, r.ranks, json_string(c.layout), json_string(m.strategy),
       json_string(dtype_name(m.dtype)), json_string(device_name(m.device)));
+  // The mechanism settings, so that a record says everything the run depended on.
+  json += fmt::format(
+      "\"seed\": {}, \"features\": {}, \"redraw_interval\": {}, \"state_size\": {}, "
+      "\"local_chunk\": {}, \"momentum\": {}, \"momentum_step\": {}, ",
+      c.seed, m.features, m.redraw_interval, m.state_size, m.local_chunk, m.momentum,
+      m.momentum_step);
   json += fmt::format(
       "\"pass\": {}, \"threads\": {}, \"reps\": {}, \"median_s\": {:.6g}, \"spread\": {:.4g}, ",
       json_string(r.pass), threads, c.reps, r.median_s, r.spread);

@@ -162,6 +162,7 @@ PassResult run_forward_backward(Mixer& mixer, ShardContext& context, const Probl
   mixer.backward(context, problem.grad_outputs, grad_inputs);
   context.compute.synchronize();
   result.grad_inputs = on_cpu(grad_inputs);
+  result.grad_parameters = on_cpu(mixer.parameter_gradients());
   return result;
 }
 
@@ -238,6 +239,21 @@ Tensor splice_after(const Tensor& base, const Tensor& replacement, std::int64_t 
                      }
                    });
   return spliced;
+}
+
+double relative_error(const Tensor& actual, const Tensor& expected) {
+  EXPECT_EQ(actual.shape(), expected.shape());
+  const std::vector<double> a = to_double_vector(actual);
+  const std::vector<double> e = to_double_vector(expected);
+  double max_error = 0.0;
+  double max_reference = 0.0;
+  for (std::size_t i = 0; i < a.size() && i < e.size(); ++i) {
+    const double error = std::abs(a[i] - e[i]);
+    max_error = std::isnan(error) ? std::numeric_limits<double>::infinity()
+                                  : std::max(max_error, error);
+    max_reference = std::max(max_reference, std::abs(e[i]));
+  }
+  return max_reference > 0.0 ? max_error / max_reference : max_error;
 }
 
 bool same_bits(const Tensor& a, const Tensor& b) {

@@ -92,10 +92,12 @@ struct Problem {
 Problem random_problem(const Mixer& mixer, const MixerOptions& options,
                        const SequenceLayout& layout, int rank, std::uint64_t seed);
 
-// What one forward and backward produced, as contiguous fp32 CPU tensors in spec order.
+// What one forward and backward produced, as contiguous fp32 CPU tensors in spec order: outputs,
+// input gradients, and the gradients of the mixer's learned parameters (none for most mixers).
 struct PassResult {
   std::vector<Tensor> outputs;
   std::vector<Tensor> grad_inputs;
+  std::vector<Tensor> grad_parameters;
 };
 
 // Outputs and input gradients start as NaN, so that any element the mixer should write and does
@@ -129,6 +131,9 @@ Tensor splice_after(const Tensor& base, const Tensor& replacement, std::int64_t 
 // Padding elements of the shard that are not exactly zero.
 std::int64_t nonzero_padding(const Tensor& shard, int sequence_dim, const SequenceLayout& layout,
                              int rank);
+// max |actual - expected| / max |expected| over whole tensors (parameters and their gradients);
+// a NaN in `actual` counts as an infinite error.
+double relative_error(const Tensor& actual, const Tensor& expected);
 // Whether two tensors hold the same bytes.
 bool same_bits(const Tensor& a, const Tensor& b);
 

@@ -17,6 +17,10 @@ void expect_same_bits(const PassResult& actual, const PassResult& expected, cons
     EXPECT_TRUE(same_bits(actual.grad_inputs[i], expected.grad_inputs[i]))
         << what << ": gradient of input " << i;
   }
+  for (std::size_t i = 0; i < expected.grad_parameters.size(); ++i) {
+    EXPECT_TRUE(same_bits(actual.grad_parameters[i], expected.grad_parameters[i]))
+        << what << ": gradient of parameter " << i;
+  }
 }
 
 class DeterminismTest : public MixerTest {};

@@ -1,10 +1,12 @@
 // Gradients against finite differences, on one rank: with loss = sum(out * W) for random W, the
-// analytic input gradients of backward (given W as the output gradients) match central differences
-// of the loss at a few dozen randomly chosen input elements.
+// analytic gradients of backward (given W as the output gradients) w.r.t. every input and every
+// learned parameter match central differences of the loss at randomly chosen elements.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <string>
 
 #include "models/mixer_registry.h"
 #include "runtime/philox.h"
@@ -34,6 +36,42 @@ double weighted_sum(const std::vector<Tensor>& outputs, const std::vector<Tensor
   return sum;
 }
 
+// Compares `analytic` (the gradient of one tensor) with central differences of the loss at
+// kSamplesPerInput random elements; `evaluate(element, value)` runs the forward pass with that
+// element set to `value` (and everything else as in the analytic run) and returns the loss.
+void expect_matches_finite_differences(
+    const std::string& name, const Tensor& analytic, const Tensor& values, std::uint64_t stream,
+    const std::function<double(std::int64_t element, float value)>& evaluate) {
+  const float* analytic_values = analytic.data<float>();
+  double scale = 0.0;
+  for (std::int64_t e = 0; e < analytic.numel(); ++e) {
+    scale = std::max(scale, std::abs(static_cast<double>(analytic_values[e])));
+  }
+  std::vector<std::int64_t> samples;
+  std::vector<double> numeric;
+  for (int s = 0; s < kSamplesPerInput; ++s) {
+    // random_uniform is in (0, 1]: its top value would index one past the end.
+    const std::int64_t element = std::min(
+        analytic.numel() - 1, static_cast<std::int64_t>(random_uniform(kSeed, stream, s) *
+                                                        static_cast<float>(analytic.numel())));
+    const float x = values.data<float>()[element];
+    const float x_plus = x + kStep;
+    const float x_minus = x - kStep;
+    const double difference = evaluate(element, x_plus) - evaluate(element, x_minus);
+    // The step actually taken after rounding x +- step to fp32.
+    numeric.push_back(difference / (static_cast<double>(x_plus) - static_cast<double>(x_minus)));
+    samples.push_back(element);
+    scale = std::max(scale, std::abs(numeric.back()));
+  }
+  ASSERT_GT(scale, 0.0) << "the gradient of " << name << " is zero everywhere";
+  for (std::size_t s = 0; s < samples.size(); ++s) {
+    EXPECT_LE(std::abs(analytic_values[samples[s]] - numeric[s]), kTolerance * scale)
+        << "d loss / d " << name << "[" << samples[s] << "]: analytic "
+        << analytic_values[samples[s]] << ", finite differences " << numeric[s]
+        << " (gradient scale " << scale << ")";
+  }
+}
+
 class GradientTest : public MixerTest {};
 
 TEST_P(GradientTest, MatchesFiniteDifferences) {
@@ -51,46 +89,34 @@ TEST_P(GradientTest, MatchesFiniteDifferences) {
       })) {
     GTEST_SKIP() << *why;
   }
+  const auto loss = [&](const std::vector<Tensor>& inputs) {
+    return weighted_sum(run_forward(*mixer, context, inputs, options), problem.grad_outputs);
+  };
 
   const std::vector<TensorSpec> input_specs = mixer->input_specs(c.size.length);
   for (std::size_t i = 0; i < input_specs.size(); ++i) {
-    const Tensor& gradient = analytic.grad_inputs[i];
-    const float* analytic_values = gradient.data<float>();
-    double scale = 0.0;
-    for (std::int64_t e = 0; e < gradient.numel(); ++e) {
-      scale = std::max(scale, std::abs(static_cast<double>(analytic_values[e])));
-    }
-    std::vector<std::int64_t> samples;
-    std::vector<double> numeric;
-    for (int s = 0; s < kSamplesPerInput; ++s) {
-      // random_uniform is in (0, 1]: its top value would index one past the end.
-      const std::int64_t element = std::min(
-          gradient.numel() - 1, static_cast<std::int64_t>(random_uniform(kSeed, 900 + i, s) *
-                                                          static_cast<float>(gradient.numel())));
-      std::vector<Tensor> plus = problem.inputs;
-      std::vector<Tensor> minus = problem.inputs;
-      plus[i] = problem.inputs[i].clone();
-      minus[i] = problem.inputs[i].clone();
-      const float x = problem.inputs[i].data<float>()[element];
-      const float x_plus = x + kStep;
-      const float x_minus = x - kStep;
-      plus[i].data<float>()[element] = x_plus;
-      minus[i].data<float>()[element] = x_minus;
-      const double difference =
-          weighted_sum(run_forward(*mixer, context, plus, options), problem.grad_outputs) -
-          weighted_sum(run_forward(*mixer, context, minus, options), problem.grad_outputs);
-      // The step actually taken after rounding x +- step to fp32.
-      numeric.push_back(difference / (static_cast<double>(x_plus) - static_cast<double>(x_minus)));
-      samples.push_back(element);
-      scale = std::max(scale, std::abs(numeric.back()));
-    }
-    ASSERT_GT(scale, 0.0) << "the gradient of " << input_specs[i].name << " is zero everywhere";
-    for (std::size_t s = 0; s < samples.size(); ++s) {
-      EXPECT_LE(std::abs(analytic_values[samples[s]] - numeric[s]), kTolerance * scale)
-          << "d loss / d " << input_specs[i].name << "[" << samples[s] << "]: analytic "
-          << analytic_values[samples[s]] << ", finite differences " << numeric[s]
-          << " (gradient scale " << scale << ")";
-    }
+    expect_matches_finite_differences(
+        input_specs[i].name, analytic.grad_inputs[i], problem.inputs[i], 900 + i,
+        [&](std::int64_t element, float value) {
+          std::vector<Tensor> inputs = problem.inputs;
+          inputs[i] = problem.inputs[i].clone();
+          inputs[i].data<float>()[element] = value;
+          return loss(inputs);
+        });
+  }
+  // Learned parameters: perturbed in place in the mixer (CPU fp32 here), then restored.
+  const std::vector<TensorSpec> parameter_specs = mixer->parameter_specs(c.size.length);
+  const std::vector<Tensor> parameters = mixer->parameters();
+  ASSERT_EQ(parameters.size(), parameter_specs.size());
+  for (std::size_t p = 0; p < parameters.size(); ++p) {
+    const Tensor saved = parameters[p].clone();
+    expect_matches_finite_differences(parameter_specs[p].name, analytic.grad_parameters[p], saved,
+                                      950 + p, [&](std::int64_t element, float value) {
+                                        parameters[p].copy_from(saved);
+                                        parameters[p].data<float>()[element] = value;
+                                        return loss(problem.inputs);
+                                      });
+    parameters[p].copy_from(saved);
   }
 }
 
