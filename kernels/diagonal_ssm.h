@@ -50,4 +50,70 @@ DiagonalSsmParameters zeros_like(const DiagonalSsmParameters& parameters);
 // scale of the kernel formula: 2 for S4D, 1 for DSS.
 double diagonal_ssm_scale(DiagonalSsmKind kind);
 
+// ---- the layer on one piece of a sequence
+//
+// Layouts (contiguous, fp32, all on one device, the parameters too):
+//   u, y          (B, H, L)       H channels, L positions
+//   states        (B, H, M, 2)    complex x per batch row, channel and mode
+// The convolution runs through toeplitz_product (kernels/toeplitz.h) with t of length 2L - 1:
+// t[L - 1 - s] = K_s + D [s = 0] (the direct term D u is K's value at lag 0), t = 0 at j > i.
+
+// y = K * u + D u (+ the correction of `initial`); final = Abar^L initial + x_local.
+//   initial  (B, H, M, 2) or undefined: the zero state
+//   y        may be undefined: only `final` is computed (the summary of a piece)
+//   final    may be undefined: not wanted
+void diagonal_ssm_forward(ComputeContext& context, DiagonalSsmKind kind,
+                          const DiagonalSsmParameters& parameters, const Tensor& u,
+                          const Tensor& initial, const Tensor& y, const Tensor& final);
+
+// Backward of diagonal_ssm_forward with the same parameters, u and initial state. Complex
+// gradients are stored as (dL/d re, dL/d im).
+//   grad_y           dL/dy (B, H, L), or undefined: zero
+//   grad_final       dL/d final (B, H, M, 2), or undefined: zero
+//   grad_u           overwritten, or undefined: not wanted
+//   grad_parameters  shapes of `parameters`: the gradients are ADDED into them (pieces of one
+//                    sequence sum into one set), or undefined tensors: not wanted
+//   grad_initial     dL/d initial (B, H, M, 2), overwritten, or undefined: not wanted
+void diagonal_ssm_backward(ComputeContext& context, DiagonalSsmKind kind,
+                           const DiagonalSsmParameters& parameters, const Tensor& u,
+                           const Tensor& grad_y, const Tensor& initial, const Tensor& grad_final,
+                           const Tensor& grad_u, const DiagonalSsmParameters& grad_parameters,
+                           const Tensor& grad_initial);
+
+// The convolution kernel K (H, L) alone: K_s = scale Re(sum_m C_m Abar_m^s Bbar_m) (no D).
+void diagonal_ssm_kernel(ComputeContext& context, DiagonalSsmKind kind,
+                         const DiagonalSsmParameters& parameters, const Tensor& kernel);
+// Its backward: dL/d parameters from dL/dK (H, L), ADDED into grad_parameters (d untouched).
+void diagonal_ssm_kernel_backward(ComputeContext& context, DiagonalSsmKind kind,
+                                  const DiagonalSsmParameters& parameters,
+                                  const Tensor& grad_kernel,
+                                  const DiagonalSsmParameters& grad_parameters);
+
+// Abar^length per (h, m): the decay of a piece of that length, (H, M, 2) fp32 on the CPU (the
+// multiplier of the affine handoff; the scan of parallel/diagonal_ssm_parallel.h composes them).
+Tensor diagonal_ssm_decay(const DiagonalSsmParameters& parameters, std::int64_t length);
+
+// One step of generation: x = Abar x + Bbar u, then y = scale Re(sum_m C_m x_m) + D u.
+//   u, y (B, H); state (B, H, M, 2) updated in place. Computed on the host (a few H M numbers) and
+//   copied back for CUDA tensors.
+void diagonal_ssm_step(ComputeContext& context, DiagonalSsmKind kind,
+                       const DiagonalSsmParameters& parameters, const Tensor& u,
+                       const Tensor& state, const Tensor& y);
+
+// Positions per block of the Vandermonde products: Abar^l = Abar^(l0) Abar^t with l = l0 + t,
+// both powers computed directly as exp(l dt Lambda) (never by repeated multiplication), so that
+// the products over a block are matrix products (kernels/cpu/diagonal_ssm.cpp).
+inline constexpr std::int64_t kDiagonalSsmBlock = 64;
+
+// FLOP conventions, per call, with B batch rows, H channels, L positions, M modes (a complex
+// multiply-add counts 8):
+//   forward   toeplitz_product_flops(B, H, L, L, 1) + 8 L M H (kernel generation)
+//             + 8 B H L M each for the correction of an initial state and for the final state
+//   backward  toeplitz backward (twice the forward's transforms) + 16 L M H (the two sums of dK)
+//             + 16 B H L M for each of the correction and the final state
+double diagonal_ssm_forward_flops(std::int64_t batch, std::int64_t channels, std::int64_t length,
+                                  std::int64_t modes, bool with_initial, bool with_final);
+double diagonal_ssm_backward_flops(std::int64_t batch, std::int64_t channels, std::int64_t length,
+                                   std::int64_t modes, bool with_initial, bool with_final);
+
 }  // namespace longseq

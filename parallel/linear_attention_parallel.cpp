@@ -1,7 +1,10 @@
 #include "parallel/linear_attention_parallel.h"
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
+#include "kernels/common/linear_attention_math.h"
 #include "kernels/linear_attention.h"
 #include "parallel/sequence_chunks.h"
 #include "parallel/stats_scope.h"
@@ -13,25 +16,72 @@ namespace {
 
 constexpr const char* kOp = "distributed_linear_attention";
 
-// The per-chunk states of this rank, each one flat buffer with (S, z) views into it.
+// The per-chunk states of this rank, each one flat buffer [S | z | log scales] with views into it
+// (the log scales only with key log scales).
 struct ChunkStates {
   std::vector<Tensor> flat;
   std::vector<LinearAttentionState> views;
 };
 
-ChunkStates make_states(std::size_t count, std::int64_t batch, std::int64_t heads,
-                        std::int64_t key_dim, std::int64_t value_dim) {
-  const std::int64_t s_size = batch * heads * key_dim * value_dim;
-  const std::int64_t z_size = batch * heads * key_dim;
+// Where the parts of a flat state lie.
+struct StateGeometry {
+  std::int64_t batch, heads, key_dim, value_dim;
+  bool scaled;
+
+  [[nodiscard]] std::int64_t s_size() const { return batch * heads * key_dim * value_dim; }
+  [[nodiscard]] std::int64_t z_size() const { return batch * heads * key_dim; }
+  [[nodiscard]] std::int64_t m_size() const { return scaled ? batch * heads : 0; }
+};
+
+// The zero state: 0, at log scale -inf.
+void set_identity(const StateGeometry& g, const Tensor& flat) {
+  flat.zero();
+  float* m = flat.data<float>() + g.s_size() + g.z_size();
+  std::fill(m, m + g.m_size(), -std::numeric_limits<float>::infinity());
+}
+
+ChunkStates make_states(std::size_t count, const StateGeometry& g) {
+  const std::int64_t s_size = g.s_size();
+  const std::int64_t z_size = g.z_size();
   ChunkStates states;
   for (std::size_t i = 0; i < count; ++i) {
-    const Tensor flat = Tensor::zeros({s_size + z_size}, DType::f32);
+    const Tensor flat = Tensor::empty({s_size + z_size + g.m_size()}, DType::f32);
+    set_identity(g, flat);
     states.flat.push_back(flat);
     states.views.push_back(
-        {flat.slice(0, 0, s_size).reshape({batch, heads, key_dim, value_dim}),
-         flat.slice(0, s_size, s_size + z_size).reshape({batch, heads, key_dim})});
+        {flat.slice(0, 0, s_size).reshape({g.batch, g.heads, g.key_dim, g.value_dim}),
+         flat.slice(0, s_size, s_size + z_size).reshape({g.batch, g.heads, g.key_dim}),
+         g.scaled ? flat.slice(0, s_size + z_size, s_size + z_size + g.m_size())
+                        .reshape({g.batch, g.heads})
+                  : Tensor()});
   }
   return states;
+}
+
+// Sums of scaled states exp(m) (S, z): both moved to the larger log scale, then added.
+StateMonoid scaled_sum_monoid(const StateGeometry& g) {
+  StateMonoid monoid;
+  monoid.identity = [g](const Tensor& state) { set_identity(g, state); };
+  monoid.combine = [g](const Tensor& acc, const Tensor& next) {
+    const std::int64_t per_s = g.key_dim * g.value_dim;
+    float* a = acc.data<float>();
+    const float* n = next.data<float>();
+    const std::int64_t m_at = g.s_size() + g.z_size();
+    for (std::int64_t h = 0; h < g.m_size(); ++h) {
+      const float scale = std::max(a[m_at + h], n[m_at + h]);
+      const float keep = log_scale_factor(a[m_at + h], scale);
+      const float add = log_scale_factor(n[m_at + h], scale);
+      const auto combine_range = [&](std::int64_t begin, std::int64_t count) {
+        for (std::int64_t e = begin; e < begin + count; ++e) {
+          a[e] = a[e] * keep + n[e] * add;
+        }
+      };
+      combine_range(h * per_s, per_s);
+      combine_range(g.s_size() + h * g.key_dim, g.key_dim);
+      a[m_at + h] = scale;
+    }
+  };
+  return monoid;
 }
 
 // Everything one call works on: the plan, the chunks' inputs, and the options.
@@ -41,32 +91,49 @@ struct Work {
   const LinearAttentionParallelConfig& config;
   DistributedAttentionStats& stats;
   ChunkPlan plan;
-  std::vector<Tensor> q, k, v;  // per chunk, (B, H, valid, D)
-  std::int64_t batch, heads, key_dim, value_dim;
+  std::vector<Tensor> q, k, v;        // per chunk, (B, H, valid, D)
+  std::vector<Tensor> key_log_scale;  // per chunk, (B, H, valid), or empty
+  StateGeometry geometry;
+  StateMonoid monoid;
 
-  [[nodiscard]] LinearAttentionOptions options() const {
+  // The options of chunk i.
+  [[nodiscard]] LinearAttentionOptions options(std::size_t i) const {
     LinearAttentionOptions options;
     options.causal = config.causal;
     options.eps = config.eps;
+    options.feature_map = config.feature_map;
+    if (geometry.scaled) {
+      options.key_log_scale = key_log_scale[i];
+    }
     return options;
   }
-  [[nodiscard]] ChunkStates states() const {
-    return make_states(plan.chunks().size(), batch, heads, key_dim, value_dim);
-  }
+  [[nodiscard]] ChunkStates states() const { return make_states(plan.chunks().size(), geometry); }
   // One chunk in all: nothing to scan, every incoming state is zero.
   [[nodiscard]] bool alone() const { return plan.alone(); }
 };
 
 Work make_work(ComputeContext& context, Communicator& communicator, const SequenceLayout& layout,
                const LinearAttentionParallelConfig& config, DistributedAttentionStats& stats,
-               const Tensor& q, const Tensor& k, const Tensor& v) {
-  Work work{context,   communicator, config, stats,     ChunkPlan(layout, communicator.rank()),
-            {},        {},           {},     q.size(0), q.size(1),
-            q.size(3), v.size(3)};
+               const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_log_scale) {
+  const StateGeometry geometry{q.size(0), q.size(1), q.size(3), v.size(3), key_log_scale.defined()};
+  Work work{context,
+            communicator,
+            config,
+            stats,
+            ChunkPlan(layout, communicator.rank()),
+            {},
+            {},
+            {},
+            {},
+            geometry,
+            geometry.scaled ? scaled_sum_monoid(geometry) : sum_monoid()};
   for (const SequenceChunk& chunk : work.plan.chunks()) {
     work.q.push_back(chunk_rows(q, chunk.local_begin, chunk.valid));
     work.k.push_back(chunk_rows(k, chunk.local_begin, chunk.valid));
     work.v.push_back(chunk_rows(v, chunk.local_begin, chunk.valid));
+    if (geometry.scaled) {
+      work.key_log_scale.push_back(chunk_rows(key_log_scale, chunk.local_begin, chunk.valid));
+    }
   }
   return work;
 }
@@ -91,16 +158,12 @@ void scan_states(Work& work, const ChunkStates& local, const ChunkStates& result
   ChunkStates partial = work.states();
   for (std::size_t d = 0; d < directions.size(); ++d) {
     const ChunkStates& into = d == 0 ? result : partial;
-    exclusive_state_scan(work.communicator, work.config.strategy, directions[d], work.plan.owners(),
-                         work.plan.indices(), local.flat, into.flat);
+    exclusive_state_scan(work.communicator, work.config.strategy, directions[d], work.monoid,
+                         work.plan.owners(), work.plan.indices(), local.flat, into.flat);
   }
   if (directions.size() == 2) {
     for (std::size_t i = 0; i < result.flat.size(); ++i) {
-      float* sum = result.flat[i].data<float>();
-      const float* term = partial.flat[i].data<float>();
-      for (std::int64_t e = 0; e < result.flat[i].numel(); ++e) {
-        sum[e] += term[e];
-      }
+      work.monoid.combine(result.flat[i], partial.flat[i]);
     }
   }
   work.stats.communication_seconds += timer.seconds();
@@ -117,7 +180,7 @@ ChunkStates incoming_states(Work& work) {
   timed_compute(work.stats, [&] {
     for (std::size_t i = 0; i < work.q.size(); ++i) {
       if (work.q[i].size(2) > 0) {
-        linear_attention_forward(work.context, work.q[i], work.k[i], work.v[i], work.options(), {},
+        linear_attention_forward(work.context, work.q[i], work.k[i], work.v[i], work.options(i), {},
                                  Tensor(), summaries.views[i]);
       }
     }
@@ -136,7 +199,7 @@ void forward_in_chunks(Work& work, const Tensor& out) {
         continue;
       }
       const Tensor chunk_out = chunk_rows(out, chunk.local_begin, chunk.valid);
-      linear_attention_forward(work.context, work.q[i], work.k[i], work.v[i], work.options(),
+      linear_attention_forward(work.context, work.q[i], work.k[i], work.v[i], work.options(i),
                                incoming.views[i], chunk_out, {});
       place_rows(chunk_out, out, chunk.local_begin);
     }
@@ -158,7 +221,7 @@ void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q
       for (std::size_t i = 0; i < work.q.size(); ++i) {
         if (work.q[i].size(2) > 0) {
           linear_attention_backward(work.context, work.q[i], work.k[i], work.v[i],
-                                    chunk_grad_out[i], work.options(), incoming.views[i], {},
+                                    chunk_grad_out[i], work.options(i), incoming.views[i], {},
                                     Tensor(), Tensor(), Tensor(), summaries.views[i]);
         }
       }
@@ -178,7 +241,7 @@ void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q
       const Tensor chunk_grad_k = chunk_rows(grad_k, chunk.local_begin, chunk.valid);
       const Tensor chunk_grad_v = chunk_rows(grad_v, chunk.local_begin, chunk.valid);
       linear_attention_backward(work.context, work.q[i], work.k[i], work.v[i], chunk_grad_out[i],
-                                work.options(), incoming.views[i], grad_after.views[i],
+                                work.options(i), incoming.views[i], grad_after.views[i],
                                 chunk_grad_q, chunk_grad_k, chunk_grad_v, {});
       place_rows(chunk_grad_q, grad_q, chunk.local_begin);
       place_rows(chunk_grad_k, grad_k, chunk.local_begin);
@@ -188,7 +251,7 @@ void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q
 }
 
 void validate(const Communicator& communicator, const SequenceLayout& layout, const Tensor& q,
-              const Tensor& k, const Tensor& v) {
+              const Tensor& k, const Tensor& v, const Tensor& key_log_scale) {
   LONGSEQ_REQUIRE(layout.ranks() == communicator.size(),
                   "[{}] the {} layout is for {} ranks but the communicator has {}", kOp,
                   layout_name(layout.kind()), layout.ranks(), communicator.size());
@@ -202,6 +265,12 @@ void validate(const Communicator& communicator, const SequenceLayout& layout, co
                     "[{}] q, k, v must be contiguous fp32 CPU shards (B, H, {}, D), got {}", kOp,
                     layout.shard_length(), tensor->describe());
   }
+  LONGSEQ_REQUIRE(
+      !key_log_scale.defined() ||
+          (key_log_scale.rank() == 3 && key_log_scale.size(2) == layout.shard_length() &&
+           key_log_scale.dtype() == DType::f32 && key_log_scale.is_contiguous()),
+      "[{}] key log scales must be a contiguous fp32 CPU shard (B, H, {}), got {}", kOp,
+      layout.shard_length(), key_log_scale.describe());
 }
 
 }  // namespace
@@ -210,21 +279,29 @@ void distributed_linear_attention_forward(ComputeContext& context, Communicator&
                                           const SequenceLayout& layout,
                                           const LinearAttentionParallelConfig& config,
                                           const Tensor& q, const Tensor& k, const Tensor& v,
-                                          const Tensor& out, DistributedAttentionStats* stats) {
-  validate(communicator, layout, q, k, v);
+                                          const Tensor& key_log_scale, const Tensor& out,
+                                          DistributedAttentionStats* stats) {
+  validate(communicator, layout, q, k, v, key_log_scale);
   StatsScope scope(communicator, stats);
+  const bool scaled = key_log_scale.defined();
   const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work =
-        make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1], in[2]);
+    Work work = make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1],
+                          in[2], scaled ? in[3] : Tensor());
     const Tensor result = Tensor::empty(in[2].shape(), DType::f32);
     forward_in_chunks(work, result);
     return std::vector<Tensor>{result};
   };
   if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v}, {2, 2, 2}, {out}, {2}, run);
+    std::vector<Tensor> inputs{q, k, v};
+    if (scaled) {
+      inputs.push_back(key_log_scale);
+    }
+    through_contiguous(communicator, layout, scope.stats(), inputs,
+                       std::vector<int>(inputs.size(), 2), {out}, {2}, run);
     return;
   }
-  Work work = make_work(context, communicator, layout, config, scope.stats(), q, k, v);
+  Work work =
+      make_work(context, communicator, layout, config, scope.stats(), q, k, v, key_log_scale);
   forward_in_chunks(work, out);
 }
 
@@ -232,14 +309,15 @@ void distributed_linear_attention_backward(ComputeContext& context, Communicator
                                            const SequenceLayout& layout,
                                            const LinearAttentionParallelConfig& config,
                                            const Tensor& q, const Tensor& k, const Tensor& v,
-                                           const Tensor& grad_out, const Tensor& grad_q,
-                                           const Tensor& grad_k, const Tensor& grad_v,
-                                           DistributedAttentionStats* stats) {
-  validate(communicator, layout, q, k, v);
+                                           const Tensor& key_log_scale, const Tensor& grad_out,
+                                           const Tensor& grad_q, const Tensor& grad_k,
+                                           const Tensor& grad_v, DistributedAttentionStats* stats) {
+  validate(communicator, layout, q, k, v, key_log_scale);
   StatsScope scope(communicator, stats);
+  const bool scaled = key_log_scale.defined();
   const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work =
-        make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1], in[2]);
+    Work work = make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1],
+                          in[2], scaled ? in[4] : Tensor());
     std::vector<Tensor> grads{Tensor::empty(in[0].shape(), DType::f32),
                               Tensor::empty(in[1].shape(), DType::f32),
                               Tensor::empty(in[2].shape(), DType::f32)};
@@ -247,11 +325,17 @@ void distributed_linear_attention_backward(ComputeContext& context, Communicator
     return grads;
   };
   if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v, grad_out}, {2, 2, 2, 2},
-                       {grad_q, grad_k, grad_v}, {2, 2, 2}, run);
+    std::vector<Tensor> inputs{q, k, v, grad_out};
+    if (scaled) {
+      inputs.push_back(key_log_scale);
+    }
+    through_contiguous(communicator, layout, scope.stats(), inputs,
+                       std::vector<int>(inputs.size(), 2), {grad_q, grad_k, grad_v}, {2, 2, 2},
+                       run);
     return;
   }
-  Work work = make_work(context, communicator, layout, config, scope.stats(), q, k, v);
+  Work work =
+      make_work(context, communicator, layout, config, scope.stats(), q, k, v, key_log_scale);
   backward_in_chunks(work, grad_out, grad_q, grad_k, grad_v);
 }
 

@@ -7,7 +7,8 @@
 // fp16; features, states and sums are fp32. The readout math is shared with the CPU
 // (kernels/common/linear_attention_math.h). The backward follows the same two scans as the CPU:
 // forward (S_i, dq, 1 / den and dL/d den per position into scratch), then reverse (R_j, dk, dv).
-// A step is the forward over one position with the state as both initial and final state.
+// A step is the forward over one position with the state as both initial and final state. Both
+// feature maps are supported; key log scales are not implemented here yet (a UserError says so).
 #include <cstdint>
 
 #include "kernels/backends.h"
@@ -28,6 +29,7 @@ struct Geometry {
   int dv;
   float eps;
   bool causal;
+  LinearAttentionFeatureMap map;
 
   [[nodiscard]] __device__ int width() const { return dv + 1; }
 };
@@ -96,8 +98,8 @@ template <typename T>
 __device__ void load_position(const Geometry& g, const T* q, const T* k, const T* v, long long i,
                               const Rows& rows) {
   for (int a = static_cast<int>(threadIdx.x); a < g.dk; a += blockDim.x) {
-    rows.features_q[a] = elu_feature(element_to_float(q[i * g.dk + a]));
-    rows.features_k[a] = elu_feature(element_to_float(k[i * g.dk + a]));
+    rows.features_q[a] = key_feature(g.map, element_to_float(q[i * g.dk + a]));
+    rows.features_k[a] = key_feature(g.map, element_to_float(k[i * g.dk + a]));
   }
   for (int c = static_cast<int>(threadIdx.x); c < g.width(); c += blockDim.x) {
     rows.values[c] = c < g.dv ? element_to_float(v[i * g.dv + c]) : 1.0f;
@@ -238,7 +240,8 @@ __global__ void __launch_bounds__(kThreads)
           sum += state[a * width + c] * rows.grad[c];
         }
         const float x = element_to_float(qh[i * g.dk + a]);
-        grad_q[rows_k + i * g.dk + a] = element_from_float<T>(sum * elu_feature_derivative(x));
+        grad_q[rows_k + i * g.dk + a] =
+            element_from_float<T>(sum * key_feature_derivative(g.map, x));
       }
     }
     __syncthreads();
@@ -267,7 +270,8 @@ __global__ void __launch_bounds__(kThreads)
           sum += grad_state[a * width + c] * rows.values[c];
         }
         const float x = element_to_float(kh[i * g.dk + a]);
-        grad_k[rows_k + i * g.dk + a] = element_from_float<T>(sum * elu_feature_derivative(x));
+        grad_k[rows_k + i * g.dk + a] =
+            element_from_float<T>(sum * key_feature_derivative(g.map, x));
       }
       for (int c = static_cast<int>(threadIdx.x); c < g.dv; c += blockDim.x) {
         float sum = 0.0f;
@@ -283,9 +287,16 @@ __global__ void __launch_bounds__(kThreads)
               grad_block.z_out == nullptr ? nullptr : grad_block.z_out + state_z);
 }
 
-Geometry geometry_of(const LinearAttentionShape& shape) {
-  return {shape.length, static_cast<int>(shape.key_dim), static_cast<int>(shape.value_dim),
-          shape.eps, shape.causal};
+Geometry geometry_of(const char* op, const LinearAttentionShape& shape) {
+  if (shape.key_log_scale) {
+    throw UserError(LONGSEQ_FORMAT("[{}] key log scales are not implemented on CUDA yet", op));
+  }
+  return {shape.length,
+          static_cast<int>(shape.key_dim),
+          static_cast<int>(shape.value_dim),
+          shape.eps,
+          shape.causal,
+          shape.feature_map};
 }
 
 const float* input_pointer(const Tensor& tensor) {
@@ -309,8 +320,9 @@ T* optional_data(const Tensor& tensor) {
 
 void linear_attention_forward(ComputeContext& context, const LinearAttentionShape& shape,
                               const Tensor& q, const Tensor& k, const Tensor& v,
-                              const LinearAttentionState& initial, const Tensor& out,
-                              const LinearAttentionState& final) {
+                              const Tensor& /*key_log_scale*/, const LinearAttentionState& initial,
+                              const Tensor& out, const LinearAttentionState& final) {
+  const Geometry geometry = geometry_of("linear_attention_forward", shape);
   const std::int64_t tasks = shape.batch * shape.heads;
   if (tasks == 0) {
     return;
@@ -323,8 +335,7 @@ void linear_attention_forward(ComputeContext& context, const LinearAttentionShap
     using T = decltype(element);
     forward_kernel<T>
         <<<row_blocks("linear_attention_forward", tasks), kThreads, shared_bytes(shape), stream>>>(
-            geometry_of(shape), q.data<T>(), k.data<T>(), v.data<T>(), optional_data<T>(out),
-            block);
+            geometry, q.data<T>(), k.data<T>(), v.data<T>(), optional_data<T>(out), block);
     CUDA_CHECK_LAUNCH();
   });
   // The scratch state is freed on return; make sure the stream is done with it.
@@ -333,10 +344,12 @@ void linear_attention_forward(ComputeContext& context, const LinearAttentionShap
 
 void linear_attention_backward(ComputeContext& context, const LinearAttentionShape& shape,
                                const Tensor& q, const Tensor& k, const Tensor& v,
-                               const Tensor& grad_out, const LinearAttentionState& initial,
+                               const Tensor& /*key_log_scale*/, const Tensor& grad_out,
+                               const LinearAttentionState& initial,
                                const LinearAttentionState& grad_final, const Tensor& grad_q,
                                const Tensor& grad_k, const Tensor& grad_v,
                                const LinearAttentionState& grad_initial) {
+  const Geometry geometry = geometry_of("linear_attention_backward", shape);
   const std::int64_t tasks = shape.batch * shape.heads;
   if (tasks == 0) {
     return;
@@ -358,7 +371,7 @@ void linear_attention_backward(ComputeContext& context, const LinearAttentionSha
     using T = decltype(element);
     backward_kernel<T>
         <<<row_blocks("linear_attention_backward", tasks), kThreads, shared_bytes(shape), stream>>>(
-            geometry_of(shape), q.data<T>(), k.data<T>(), v.data<T>(), grad_out.data<T>(),
+            geometry, q.data<T>(), k.data<T>(), v.data<T>(), grad_out.data<T>(),
             optional_data<T>(grad_q), optional_data<T>(grad_k), optional_data<T>(grad_v), block,
             grad_block, outputs);
     CUDA_CHECK_LAUNCH();
@@ -369,10 +382,11 @@ void linear_attention_backward(ComputeContext& context, const LinearAttentionSha
 
 void linear_attention_step(ComputeContext& context, const LinearAttentionShape& shape,
                            const Tensor& q, const Tensor& k, const Tensor& v,
-                           const LinearAttentionState& state, const Tensor& out) {
+                           const Tensor& key_log_scale, const LinearAttentionState& state,
+                           const Tensor& out) {
   // Each block copies its state into scratch before it writes the updated one back, so the state
   // may be both the initial and the final state.
-  linear_attention_forward(context, shape, q, k, v, state, out, state);
+  linear_attention_forward(context, shape, q, k, v, key_log_scale, state, out, state);
 }
 
 }  // namespace longseq::cuda

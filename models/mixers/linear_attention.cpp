@@ -71,7 +71,7 @@ class LinearAttentionMixer final : public Mixer {
     v_ = inputs[2];
     DistributedAttentionStats stats;
     distributed_linear_attention_forward(context.compute, context.sequence_group, context.layout,
-                                         config_, q_, k_, v_, outputs[0], &stats);
+                                         config_, q_, k_, v_, Tensor(), outputs[0], &stats);
     record(stats, linear_attention_forward_flops(shape(context.layout.global_length())));
   }
 
@@ -82,8 +82,8 @@ class LinearAttentionMixer final : public Mixer {
     LONGSEQ_CHECK(q_.defined(), "[linear] backward before forward");
     DistributedAttentionStats stats;
     distributed_linear_attention_backward(context.compute, context.sequence_group, context.layout,
-                                          config_, q_, k_, v_, grad_outputs[0], grad_inputs[0],
-                                          grad_inputs[1], grad_inputs[2], &stats);
+                                          config_, q_, k_, v_, Tensor(), grad_outputs[0],
+                                          grad_inputs[0], grad_inputs[1], grad_inputs[2], &stats);
     record(stats, linear_attention_backward_flops(shape(context.layout.global_length())));
   }
 

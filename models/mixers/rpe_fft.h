@@ -1,4 +1,8 @@
-// The `rpe_fft` mixer: kernelized attention with relative positions by FFT.
+// The `rpe_fft` mixer: kernelized attention with relative-position weights applied by FFT
+// (kernels/rpe_attention.h; distributed as a ring of key blocks,
+// parallel/rpe_attention_parallel.h). Inputs q, k, v (B, H, N, D); output out (B, H, N, D); one
+// learned parameter b (H, 2N - 1), the log-weights of the relative offsets, which depends on the
+// global length N.
 #pragma once
 
 #include <memory>

@@ -72,6 +72,29 @@ if [ ${#mpiexec[@]} -gt 0 ]; then
   done
 fi
 
+# Every registered mixer benchmarks on one rank and, with its state handoff or ring, on three
+# (zig-zag, an odd length), each checked against one rank computing the whole sequence. The causal
+# mixers (recurrences) refuse a run without --causal.
+expect_user_error "s4d without --causal" bench s4d --seq 64
+for mixer in $("$longseq" info --json | sed -n 's/.*"mixers": "\([^"]*\)".*/\1/p' | tr ',' ' '); do
+  runs=("$longseq")
+  if [ ${#mpiexec[@]} -gt 0 ]; then
+    runs+=("${mpiexec[*]} -np 3 $longseq --threads 1")
+  fi
+  for run in "${runs[@]}"; do
+    # shellcheck disable=SC2086  # the run is a command line split into words on purpose
+    json=$($run bench "$mixer" --seq 61 --heads 2 --head-dim 16 --causal --layout zigzag \
+      --reps 1 --warmup 0 --check --json)
+    code=$?
+    [ "$code" -eq 0 ] || fail "$run bench $mixer exit code $code"
+    errors=$(echo "$json" | sed -n 's/.*"max_rel_err": \([0-9.e+-]*\).*/\1/p')
+    [ "$(echo "$errors" | wc -w)" -eq 2 ] || fail "$run bench $mixer --check: $json"
+    for error in $errors; do
+      awk -v e="$error" 'BEGIN { exit !(e <= 1e-4) }' || fail "$run bench $mixer max_rel_err $error"
+    done
+  done
+done
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1

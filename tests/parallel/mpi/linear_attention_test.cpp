@@ -133,13 +133,14 @@ TEST_P(DistributedLinearAttentionTest, ShardsEqualSingleRank) {
   config.causal = c.causal;
   const Tensor shard_out = Tensor::empty(shard_v.shape(), DType::f32);
   distributed_linear_attention_forward(context_, world_, layout, config, shard_q, shard_k, shard_v,
-                                       shard_out);
+                                       Tensor(), shard_out);
   EXPECT_LE(shard_relative_error(shard_out, out, layout, rank), kTolerance) << "out";
   const Tensor shard_grad_q = Tensor::empty(shard_q.shape(), DType::f32);
   const Tensor shard_grad_k = Tensor::empty(shard_k.shape(), DType::f32);
   const Tensor shard_grad_v = Tensor::empty(shard_v.shape(), DType::f32);
   distributed_linear_attention_backward(context_, world_, layout, config, shard_q, shard_k, shard_v,
-                                        shard_grad_out, shard_grad_q, shard_grad_k, shard_grad_v);
+                                        Tensor(), shard_grad_out, shard_grad_q, shard_grad_k,
+                                        shard_grad_v);
   EXPECT_LE(shard_relative_error(shard_grad_q, grad_q, layout, rank), kTolerance) << "grad_q";
   EXPECT_LE(shard_relative_error(shard_grad_k, grad_k, layout, rank), kTolerance) << "grad_k";
   EXPECT_LE(shard_relative_error(shard_grad_v, grad_v, layout, rank), kTolerance) << "grad_v";
