@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "parallel/sequence_chunks.h"
+#include "parallel/shard_checks.h"
 #include "parallel/stats_scope.h"
-#include "runtime/timer.h"
 
 namespace longseq {
 
@@ -110,22 +110,13 @@ Work make_work(ComputeContext& context, Communicator& communicator, const Sequen
   return work;
 }
 
-template <typename Compute>
-void timed_compute(DistributedAttentionStats& stats, Compute&& compute) {
-  const WallTimer timer;
-  compute();
-  stats.compute_seconds += timer.seconds();
-  ++stats.blocks_computed;
-}
-
 void scan(Work& work, ScanDirection direction, const AffineStates& local,
           const AffineStates& result) {
-  const WallTimer timer;
-  exclusive_state_scan(work.communicator, work.config.strategy, direction,
-                       affine_monoid(work.channels * work.modes * 2), work.plan.owners(),
-                       work.plan.indices(), local.flat, result.flat);
-  work.stats.communication_seconds += timer.seconds();
-  work.stats.exposed_communication_seconds += timer.seconds();
+  timed_exposed_communication(work.stats, [&] {
+    exclusive_state_scan(work.communicator, work.config.strategy, direction,
+                         affine_monoid(work.channels * work.modes * 2), work.plan.owners(),
+                         work.plan.indices(), local.flat, result.flat);
+  });
 }
 
 // The state each chunk starts from (undefined: zero, when it is the first chunk of all).
@@ -220,16 +211,9 @@ void backward_in_chunks(Work& work, const Tensor& grad_y, const Tensor& grad_u,
 
 void validate(const Communicator& communicator, const SequenceLayout& layout,
               const DiagonalSsmParameters& parameters, const std::vector<const Tensor*>& shards) {
-  LONGSEQ_REQUIRE(layout.ranks() == communicator.size(),
-                  "[{}] the {} layout is for {} ranks but the communicator has {}", kOp,
-                  layout_name(layout.kind()), layout.ranks(), communicator.size());
-  LONGSEQ_REQUIRE(communicator.device() == Device::cpu,
-                  "[{}] the {} backend is not supported yet (host buffers only)", kOp,
-                  communicator.backend());
+  require_host_sequence_group(kOp, communicator, layout);
   for (const Tensor* tensor : shards) {
-    LONGSEQ_REQUIRE(tensor->rank() == 3 && tensor->size(2) == layout.shard_length() &&
-                        tensor->dtype() == DType::f32 && tensor->device() == Device::cpu &&
-                        tensor->is_contiguous(),
+    LONGSEQ_REQUIRE(is_cpu_shard(*tensor, 3, layout),
                     "[{}] u, y and their gradients must be contiguous fp32 CPU shards (B, H, {}), "
                     "got {}",
                     kOp, layout.shard_length(), tensor->describe());
@@ -247,18 +231,13 @@ void distributed_diagonal_ssm_forward(ComputeContext& context, Communicator& com
                                       const Tensor& y, DistributedAttentionStats* stats) {
   validate(communicator, layout, parameters, {&u, &y});
   StatsScope scope(communicator, stats);
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work = make_work(context, communicator, chunked, config, parameters, scope.stats(), in[0]);
-    const Tensor result = Tensor::empty(in[0].shape(), DType::f32);
-    forward_in_chunks(work, result);
-    return std::vector<Tensor>{result};
-  };
-  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {u}, {2}, {y}, {2}, run);
-    return;
-  }
-  Work work = make_work(context, communicator, layout, config, parameters, scope.stats(), u);
-  forward_in_chunks(work, y);
+  compute_on_chunks(communicator, layout, scope.stats(), {u}, {2}, {y}, {2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& results) {
+                      Work work = make_work(context, communicator, chunked, config, parameters,
+                                            scope.stats(), in[0]);
+                      forward_in_chunks(work, results[0]);
+                    });
 }
 
 void distributed_diagonal_ssm_backward(ComputeContext& context, Communicator& communicator,
@@ -271,25 +250,18 @@ void distributed_diagonal_ssm_backward(ComputeContext& context, Communicator& co
   validate(communicator, layout, parameters, {&u, &grad_y, &grad_u});
   StatsScope scope(communicator, stats);
   const DiagonalSsmParameters local = zeros_like(parameters);
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work = make_work(context, communicator, chunked, config, parameters, scope.stats(), in[0]);
-    const Tensor result = Tensor::empty(in[0].shape(), DType::f32);
-    backward_in_chunks(work, in[1], result, local);
-    return std::vector<Tensor>{result};
-  };
-  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {u, grad_y}, {2, 2}, {grad_u}, {2},
-                       run);
-  } else {
-    Work work = make_work(context, communicator, layout, config, parameters, scope.stats(), u);
-    backward_in_chunks(work, grad_y, grad_u, local);
-  }
-  const WallTimer timer;
-  for (const Tensor* tensor : {&local.log_dt, &local.lambda, &local.b, &local.c, &local.d}) {
-    communicator.all_reduce(*tensor, ReduceOp::sum);
-  }
-  scope.stats().communication_seconds += timer.seconds();
-  scope.stats().exposed_communication_seconds += timer.seconds();
+  compute_on_chunks(communicator, layout, scope.stats(), {u, grad_y}, {2, 2}, {grad_u}, {2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& grads) {
+                      Work work = make_work(context, communicator, chunked, config, parameters,
+                                            scope.stats(), in[0]);
+                      backward_in_chunks(work, in[1], grads[0], local);
+                    });
+  timed_exposed_communication(scope.stats(), [&] {
+    for (const Tensor* tensor : {&local.log_dt, &local.lambda, &local.b, &local.c, &local.d}) {
+      communicator.all_reduce(*tensor, ReduceOp::sum);
+    }
+  });
   grad_parameters.log_dt.copy_from(local.log_dt);
   grad_parameters.lambda.copy_from(local.lambda);
   grad_parameters.b.copy_from(local.b);

@@ -7,8 +7,8 @@
 #include "kernels/common/linear_attention_math.h"
 #include "kernels/linear_attention.h"
 #include "parallel/sequence_chunks.h"
+#include "parallel/shard_checks.h"
 #include "parallel/stats_scope.h"
-#include "runtime/timer.h"
 
 namespace longseq {
 
@@ -138,36 +138,27 @@ Work make_work(ComputeContext& context, Communicator& communicator, const Sequen
   return work;
 }
 
-template <typename Compute>
-void timed_compute(DistributedAttentionStats& stats, Compute&& compute) {
-  const WallTimer timer;
-  compute();
-  stats.compute_seconds += timer.seconds();
-  ++stats.blocks_computed;
-}
-
 // result = the exclusive scan of `local` in the direction(s) the mode needs: before (causal
 // forward), after (causal backward), or every other chunk (non-causal, both).
 void scan_states(Work& work, const ChunkStates& local, const ChunkStates& result,
                  ScanDirection causal_direction) {
-  const WallTimer timer;
-  const std::vector<ScanDirection> directions =
-      work.config.causal
-          ? std::vector<ScanDirection>{causal_direction}
-          : std::vector<ScanDirection>{ScanDirection::forward, ScanDirection::reverse};
-  ChunkStates partial = work.states();
-  for (std::size_t d = 0; d < directions.size(); ++d) {
-    const ChunkStates& into = d == 0 ? result : partial;
-    exclusive_state_scan(work.communicator, work.config.strategy, directions[d], work.monoid,
-                         work.plan.owners(), work.plan.indices(), local.flat, into.flat);
-  }
-  if (directions.size() == 2) {
-    for (std::size_t i = 0; i < result.flat.size(); ++i) {
-      work.monoid.combine(result.flat[i], partial.flat[i]);
+  timed_exposed_communication(work.stats, [&] {
+    const std::vector<ScanDirection> directions =
+        work.config.causal
+            ? std::vector<ScanDirection>{causal_direction}
+            : std::vector<ScanDirection>{ScanDirection::forward, ScanDirection::reverse};
+    ChunkStates partial = work.states();
+    for (std::size_t d = 0; d < directions.size(); ++d) {
+      const ChunkStates& into = d == 0 ? result : partial;
+      exclusive_state_scan(work.communicator, work.config.strategy, directions[d], work.monoid,
+                           work.plan.owners(), work.plan.indices(), local.flat, into.flat);
     }
-  }
-  work.stats.communication_seconds += timer.seconds();
-  work.stats.exposed_communication_seconds += timer.seconds();
+    if (directions.size() == 2) {
+      for (std::size_t i = 0; i < result.flat.size(); ++i) {
+        work.monoid.combine(result.flat[i], partial.flat[i]);
+      }
+    }
+  });
 }
 
 // The state every chunk starts from: the scanned summaries of the other chunks.
@@ -252,19 +243,8 @@ void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q
 
 void validate(const Communicator& communicator, const SequenceLayout& layout, const Tensor& q,
               const Tensor& k, const Tensor& v, const Tensor& key_log_scale) {
-  LONGSEQ_REQUIRE(layout.ranks() == communicator.size(),
-                  "[{}] the {} layout is for {} ranks but the communicator has {}", kOp,
-                  layout_name(layout.kind()), layout.ranks(), communicator.size());
-  LONGSEQ_REQUIRE(communicator.device() == Device::cpu,
-                  "[{}] the {} backend is not supported yet (host buffers only)", kOp,
-                  communicator.backend());
-  for (const Tensor* tensor : {&q, &k, &v}) {
-    LONGSEQ_REQUIRE(tensor->rank() == 4 && tensor->size(2) == layout.shard_length() &&
-                        tensor->dtype() == DType::f32 && tensor->device() == Device::cpu &&
-                        tensor->is_contiguous(),
-                    "[{}] q, k, v must be contiguous fp32 CPU shards (B, H, {}, D), got {}", kOp,
-                    layout.shard_length(), tensor->describe());
-  }
+  require_host_sequence_group(kOp, communicator, layout);
+  require_qkv_cpu_shards(kOp, layout, {&q, &k, &v});
   LONGSEQ_REQUIRE(
       !key_log_scale.defined() ||
           (key_log_scale.rank() == 3 && key_log_scale.size(2) == layout.shard_length() &&
@@ -284,25 +264,18 @@ void distributed_linear_attention_forward(ComputeContext& context, Communicator&
   validate(communicator, layout, q, k, v, key_log_scale);
   StatsScope scope(communicator, stats);
   const bool scaled = key_log_scale.defined();
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work = make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1],
-                          in[2], scaled ? in[3] : Tensor());
-    const Tensor result = Tensor::empty(in[2].shape(), DType::f32);
-    forward_in_chunks(work, result);
-    return std::vector<Tensor>{result};
-  };
-  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    std::vector<Tensor> inputs{q, k, v};
-    if (scaled) {
-      inputs.push_back(key_log_scale);
-    }
-    through_contiguous(communicator, layout, scope.stats(), inputs,
-                       std::vector<int>(inputs.size(), 2), {out}, {2}, run);
-    return;
+  std::vector<Tensor> inputs{q, k, v};
+  if (scaled) {
+    inputs.push_back(key_log_scale);
   }
-  Work work =
-      make_work(context, communicator, layout, config, scope.stats(), q, k, v, key_log_scale);
-  forward_in_chunks(work, out);
+  compute_on_chunks(communicator, layout, scope.stats(), inputs, std::vector<int>(inputs.size(), 2),
+                    {out}, {2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& results) {
+                      Work work = make_work(context, communicator, chunked, config, scope.stats(),
+                                            in[0], in[1], in[2], scaled ? in[3] : Tensor());
+                      forward_in_chunks(work, results[0]);
+                    });
 }
 
 void distributed_linear_attention_backward(ComputeContext& context, Communicator& communicator,
@@ -315,28 +288,18 @@ void distributed_linear_attention_backward(ComputeContext& context, Communicator
   validate(communicator, layout, q, k, v, key_log_scale);
   StatsScope scope(communicator, stats);
   const bool scaled = key_log_scale.defined();
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work = make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1],
-                          in[2], scaled ? in[4] : Tensor());
-    std::vector<Tensor> grads{Tensor::empty(in[0].shape(), DType::f32),
-                              Tensor::empty(in[1].shape(), DType::f32),
-                              Tensor::empty(in[2].shape(), DType::f32)};
-    backward_in_chunks(work, in[3], grads[0], grads[1], grads[2]);
-    return grads;
-  };
-  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    std::vector<Tensor> inputs{q, k, v, grad_out};
-    if (scaled) {
-      inputs.push_back(key_log_scale);
-    }
-    through_contiguous(communicator, layout, scope.stats(), inputs,
-                       std::vector<int>(inputs.size(), 2), {grad_q, grad_k, grad_v}, {2, 2, 2},
-                       run);
-    return;
+  std::vector<Tensor> inputs{q, k, v, grad_out};
+  if (scaled) {
+    inputs.push_back(key_log_scale);
   }
-  Work work =
-      make_work(context, communicator, layout, config, scope.stats(), q, k, v, key_log_scale);
-  backward_in_chunks(work, grad_out, grad_q, grad_k, grad_v);
+  compute_on_chunks(communicator, layout, scope.stats(), inputs, std::vector<int>(inputs.size(), 2),
+                    {grad_q, grad_k, grad_v}, {2, 2, 2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& grads) {
+                      Work work = make_work(context, communicator, chunked, config, scope.stats(),
+                                            in[0], in[1], in[2], scaled ? in[4] : Tensor());
+                      backward_in_chunks(work, in[3], grads[0], grads[1], grads[2]);
+                    });
 }
 
 }  // namespace longseq

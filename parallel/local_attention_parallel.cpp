@@ -10,6 +10,7 @@
 #include "kernels/attention.h"
 #include "parallel/sequence_chunks.h"
 #include "parallel/sequence_rows.h"
+#include "parallel/shard_checks.h"
 #include "parallel/stats_scope.h"
 #include "runtime/timer.h"
 
@@ -161,14 +162,6 @@ Work make_work(ComputeContext& context, Communicator& communicator, const Sequen
   work.runs = runs_of(layout, communicator.rank(), config.chunk);
   work.pieces = pieces_of(work.runs, config.chunk);
   return work;
-}
-
-template <typename Compute>
-void timed_compute(DistributedAttentionStats& stats, Compute&& compute) {
-  const WallTimer timer;
-  compute();
-  stats.compute_seconds += timer.seconds();
-  ++stats.blocks_computed;
 }
 
 // Point-to-point messages in flight: started by post_*, completed by wait(), which books the
@@ -443,25 +436,10 @@ void validate(const Communicator& communicator, const SequenceLayout& layout,
               const Tensor& v) {
   LONGSEQ_REQUIRE(config.chunk >= 1, "[{}] the chunk must hold at least one position, got {}", kOp,
                   config.chunk);
-  LONGSEQ_REQUIRE(layout.ranks() == communicator.size(),
-                  "[{}] the {} layout is for {} ranks but the communicator has {}", kOp,
-                  layout_name(layout.kind()), layout.ranks(), communicator.size());
-  LONGSEQ_REQUIRE(communicator.device() == Device::cpu,
-                  "[{}] the {} backend is not supported yet (host buffers only)", kOp,
-                  communicator.backend());
-  for (const Tensor* tensor : {&q, &k, &v}) {
-    LONGSEQ_REQUIRE(tensor->rank() == 4 && tensor->size(2) == layout.shard_length() &&
-                        tensor->dtype() == DType::f32 && tensor->device() == Device::cpu &&
-                        tensor->is_contiguous(),
-                    "[{}] q, k, v must be contiguous fp32 CPU shards (B, H, {}, D), got {}", kOp,
-                    layout.shard_length(), tensor->describe());
-  }
+  require_host_sequence_group(kOp, communicator, layout);
+  require_qkv_cpu_shards(kOp, layout, {&q, &k, &v});
   LONGSEQ_REQUIRE(k.shape() == v.shape(), "[{}] k {} and v {} differ in shape", kOp, k.describe(),
                   v.describe());
-}
-
-bool striped(const SequenceLayout& layout) {
-  return layout.kind() == LayoutKind::striped && layout.ranks() > 1;
 }
 
 }  // namespace
@@ -474,20 +452,12 @@ void distributed_local_attention_forward(ComputeContext& context, Communicator& 
   validate(communicator, layout, config, q, k, v);
   StatsScope scope(communicator, stats);
   const int rank = communicator.rank();
-  if (striped(layout)) {
-    const auto run = [&](const SequenceLayout& contiguous, const std::vector<Tensor>& in) {
-      std::vector<Tensor> results{Tensor::zeros(in[0].shape(), DType::f32),
-                                  Tensor::zeros(lse.shape(), DType::f32)};
-      Work work = make_work(context, communicator, contiguous, config, scope.stats());
-      forward_in_pieces(work, in[0], in[1], in[2], results[0], results[1]);
-      return results;
-    };
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v}, {2, 2, 2}, {out, lse},
-                       {2, 2}, run);
-  } else {
-    Work work = make_work(context, communicator, layout, config, scope.stats());
-    forward_in_pieces(work, q, k, v, out, lse);
-  }
+  compute_on_chunks(communicator, layout, scope.stats(), {q, k, v}, {2, 2, 2}, {out, lse}, {2, 2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& results) {
+                      Work work = make_work(context, communicator, chunked, config, scope.stats());
+                      forward_in_pieces(work, in[0], in[1], in[2], results[0], results[1]);
+                    });
   fill_padding(layout, rank, out, 0.0f);
   fill_padding(layout, rank, lse, -std::numeric_limits<float>::infinity());
 }
@@ -502,22 +472,14 @@ void distributed_local_attention_backward(ComputeContext& context, Communicator&
   validate(communicator, layout, config, q, k, v);
   StatsScope scope(communicator, stats);
   const int rank = communicator.rank();
-  if (striped(layout)) {
-    const auto run = [&](const SequenceLayout& contiguous, const std::vector<Tensor>& in) {
-      std::vector<Tensor> grads{Tensor::zeros(in[0].shape(), DType::f32),
-                                Tensor::zeros(in[1].shape(), DType::f32),
-                                Tensor::zeros(in[2].shape(), DType::f32)};
-      Work work = make_work(context, communicator, contiguous, config, scope.stats());
-      backward_in_pieces(work, in[0], in[1], in[2], in[3], in[4], in[5], grads[0], grads[1],
-                         grads[2]);
-      return grads;
-    };
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v, out, lse, grad_out},
-                       {2, 2, 2, 2, 2, 2}, {grad_q, grad_k, grad_v}, {2, 2, 2}, run);
-  } else {
-    Work work = make_work(context, communicator, layout, config, scope.stats());
-    backward_in_pieces(work, q, k, v, out, lse, grad_out, grad_q, grad_k, grad_v);
-  }
+  compute_on_chunks(communicator, layout, scope.stats(), {q, k, v, out, lse, grad_out},
+                    {2, 2, 2, 2, 2, 2}, {grad_q, grad_k, grad_v}, {2, 2, 2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& grads) {
+                      Work work = make_work(context, communicator, chunked, config, scope.stats());
+                      backward_in_pieces(work, in[0], in[1], in[2], in[3], in[4], in[5], grads[0],
+                                         grads[1], grads[2]);
+                    });
   for (const Tensor* grad : {&grad_q, &grad_k, &grad_v}) {
     fill_padding(layout, rank, *grad, 0.0f);
   }

@@ -5,8 +5,8 @@
 #include "kernels/common/momentum_attention_math.h"
 #include "kernels/momentum_attention.h"
 #include "parallel/sequence_chunks.h"
+#include "parallel/shard_checks.h"
 #include "parallel/stats_scope.h"
-#include "runtime/timer.h"
 
 namespace longseq {
 
@@ -109,22 +109,13 @@ Work make_work(ComputeContext& context, Communicator& communicator, const Sequen
   return work;
 }
 
-template <typename Compute>
-void timed_compute(DistributedAttentionStats& stats, Compute&& compute) {
-  const WallTimer timer;
-  compute();
-  stats.compute_seconds += timer.seconds();
-  ++stats.blocks_computed;
-}
-
 void scan_states(Work& work, const ChunkStates& local, const ChunkStates& result,
                  ScanDirection direction) {
-  const WallTimer timer;
-  exclusive_state_scan(work.communicator, work.config.strategy, direction,
-                       decayed_state_monoid(work.sizes()), work.plan.owners(), work.plan.indices(),
-                       local.flat, result.flat);
-  work.stats.communication_seconds += timer.seconds();
-  work.stats.exposed_communication_seconds += timer.seconds();
+  timed_exposed_communication(work.stats, [&] {
+    exclusive_state_scan(work.communicator, work.config.strategy, direction,
+                         decayed_state_monoid(work.sizes()), work.plan.owners(),
+                         work.plan.indices(), local.flat, result.flat);
+  });
 }
 
 // The state every chunk starts from: the scanned summaries of the chunks before it.
@@ -209,19 +200,8 @@ void backward_in_chunks(Work& work, const Tensor& grad_out, const Tensor& grad_q
 
 void validate(const Communicator& communicator, const SequenceLayout& layout, const Tensor& q,
               const Tensor& k, const Tensor& v) {
-  LONGSEQ_REQUIRE(layout.ranks() == communicator.size(),
-                  "[{}] the {} layout is for {} ranks but the communicator has {}", kOp,
-                  layout_name(layout.kind()), layout.ranks(), communicator.size());
-  LONGSEQ_REQUIRE(communicator.device() == Device::cpu,
-                  "[{}] the {} backend is not supported yet (host buffers only)", kOp,
-                  communicator.backend());
-  for (const Tensor* tensor : {&q, &k, &v}) {
-    LONGSEQ_REQUIRE(tensor->rank() == 4 && tensor->size(2) == layout.shard_length() &&
-                        tensor->dtype() == DType::f32 && tensor->device() == Device::cpu &&
-                        tensor->is_contiguous(),
-                    "[{}] q, k, v must be contiguous fp32 CPU shards (B, H, {}, D), got {}", kOp,
-                    layout.shard_length(), tensor->describe());
-  }
+  require_host_sequence_group(kOp, communicator, layout);
+  require_qkv_cpu_shards(kOp, layout, {&q, &k, &v});
 }
 
 }  // namespace
@@ -233,19 +213,13 @@ void distributed_momentum_attention_forward(ComputeContext& context, Communicato
                                             const Tensor& out, DistributedAttentionStats* stats) {
   validate(communicator, layout, q, k, v);
   StatsScope scope(communicator, stats);
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work =
-        make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1], in[2]);
-    const Tensor result = Tensor::empty(in[2].shape(), DType::f32);
-    forward_in_chunks(work, result);
-    return std::vector<Tensor>{result};
-  };
-  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v}, {2, 2, 2}, {out}, {2}, run);
-    return;
-  }
-  Work work = make_work(context, communicator, layout, config, scope.stats(), q, k, v);
-  forward_in_chunks(work, out);
+  compute_on_chunks(communicator, layout, scope.stats(), {q, k, v}, {2, 2, 2}, {out}, {2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& results) {
+                      Work work = make_work(context, communicator, chunked, config, scope.stats(),
+                                            in[0], in[1], in[2]);
+                      forward_in_chunks(work, results[0]);
+                    });
 }
 
 void distributed_momentum_attention_backward(ComputeContext& context, Communicator& communicator,
@@ -257,22 +231,14 @@ void distributed_momentum_attention_backward(ComputeContext& context, Communicat
                                              DistributedAttentionStats* stats) {
   validate(communicator, layout, q, k, v);
   StatsScope scope(communicator, stats);
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work =
-        make_work(context, communicator, chunked, config, scope.stats(), in[0], in[1], in[2]);
-    std::vector<Tensor> grads{Tensor::empty(in[0].shape(), DType::f32),
-                              Tensor::empty(in[1].shape(), DType::f32),
-                              Tensor::empty(in[2].shape(), DType::f32)};
-    backward_in_chunks(work, in[3], grads[0], grads[1], grads[2]);
-    return grads;
-  };
-  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v, grad_out}, {2, 2, 2, 2},
-                       {grad_q, grad_k, grad_v}, {2, 2, 2}, run);
-    return;
-  }
-  Work work = make_work(context, communicator, layout, config, scope.stats(), q, k, v);
-  backward_in_chunks(work, grad_out, grad_q, grad_k, grad_v);
+  compute_on_chunks(communicator, layout, scope.stats(), {q, k, v, grad_out}, {2, 2, 2, 2},
+                    {grad_q, grad_k, grad_v}, {2, 2, 2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& grads) {
+                      Work work = make_work(context, communicator, chunked, config, scope.stats(),
+                                            in[0], in[1], in[2]);
+                      backward_in_chunks(work, in[3], grads[0], grads[1], grads[2]);
+                    });
 }
 
 }  // namespace longseq

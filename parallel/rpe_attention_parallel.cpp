@@ -5,6 +5,7 @@
 
 #include "kernels/rpe_attention.h"
 #include "parallel/sequence_chunks.h"
+#include "parallel/shard_checks.h"
 #include "parallel/stats_scope.h"
 #include "runtime/timer.h"
 
@@ -112,15 +113,14 @@ void for_each_pair(Ring& ring, const Visitor& visitor, Exchange& exchange, Visit
         ++ring.stats.blocks_skipped;
         continue;
       }
-      const WallTimer timer;
-      const std::int64_t first = rpe_block_first_entry(
-          ring.layout.global_length(), queries.global_begin, queries.valid, keys.global_begin);
-      const Tensor weights =
-          Tensor::empty({ring.b.size(0), queries.valid + keys.valid - 1}, DType::f32);
-      rpe_position_weights(ring.context, ring.b, ring.config.causal, first, weights);
-      visit(i, keys, weights, first, pair_kind(ring, queries, keys));
-      ring.stats.compute_seconds += timer.seconds();
-      ++ring.stats.blocks_computed;
+      timed_compute(ring.stats, [&] {
+        const std::int64_t first = rpe_block_first_entry(
+            ring.layout.global_length(), queries.global_begin, queries.valid, keys.global_begin);
+        const Tensor weights =
+            Tensor::empty({ring.b.size(0), queries.valid + keys.valid - 1}, DType::f32);
+        rpe_position_weights(ring.context, ring.b, ring.config.causal, first, weights);
+        visit(i, keys, weights, first, pair_kind(ring, queries, keys));
+      });
       exchange.poll();
     }
   }
@@ -256,38 +256,21 @@ void backward_on_chunks(Ring& ring, const Tensor& k, const Tensor& v, const Tens
     }
   }
   if (grad_b.defined()) {
-    const WallTimer timer;
-    ring.communicator.all_reduce(ring.grad_b, ReduceOp::sum);
-    ring.stats.communication_seconds += timer.seconds();
-    ring.stats.exposed_communication_seconds += timer.seconds();
+    timed_exposed_communication(ring.stats,
+                                [&] { ring.communicator.all_reduce(ring.grad_b, ReduceOp::sum); });
     grad_b.copy_from(ring.grad_b);
   }
 }
 
 void validate(const Communicator& communicator, const SequenceLayout& layout, const Tensor& q,
               const Tensor& k, const Tensor& v, const Tensor& b) {
-  LONGSEQ_REQUIRE(layout.ranks() == communicator.size(),
-                  "[{}] the {} layout is for {} ranks but the communicator has {}", kOp,
-                  layout_name(layout.kind()), layout.ranks(), communicator.size());
-  LONGSEQ_REQUIRE(communicator.device() == Device::cpu,
-                  "[{}] the {} backend is not supported yet (host buffers only)", kOp,
-                  communicator.backend());
-  for (const Tensor* tensor : {&q, &k, &v}) {
-    LONGSEQ_REQUIRE(tensor->rank() == 4 && tensor->size(2) == layout.shard_length() &&
-                        tensor->dtype() == DType::f32 && tensor->device() == Device::cpu &&
-                        tensor->is_contiguous(),
-                    "[{}] q, k, v must be contiguous fp32 CPU shards (B, H, {}, D), got {}", kOp,
-                    layout.shard_length(), tensor->describe());
-  }
+  require_host_sequence_group(kOp, communicator, layout);
+  require_qkv_cpu_shards(kOp, layout, {&q, &k, &v});
   LONGSEQ_REQUIRE(b.rank() == 2 && b.size(0) == q.size(1) &&
                       b.size(1) == 2 * layout.global_length() - 1 && b.dtype() == DType::f32 &&
                       b.device() == Device::cpu && b.is_contiguous(),
                   "[{}] b must be a contiguous fp32 CPU tensor ({}, {}), got {}", kOp, q.size(1),
                   2 * layout.global_length() - 1, b.describe());
-}
-
-bool striped(const SequenceLayout& layout) {
-  return layout.kind() == LayoutKind::striped && layout.ranks() > 1;
 }
 
 }  // namespace
@@ -299,18 +282,13 @@ void distributed_rpe_attention_forward(ComputeContext& context, Communicator& co
                                        const Tensor& out, DistributedAttentionStats* stats) {
   validate(communicator, layout, q, k, v, b);
   StatsScope scope(communicator, stats);
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Ring ring =
-        make_ring(context, communicator, chunked, config, scope.stats(), b, in[0], in[2].size(3));
-    const Tensor result = Tensor::empty(in[2].shape(), DType::f32);
-    forward_on_chunks(ring, in[1], in[2], result);
-    return std::vector<Tensor>{result};
-  };
-  if (striped(layout)) {
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v}, {2, 2, 2}, {out}, {2}, run);
-    return;
-  }
-  out.copy_from(run(layout, {q, k, v})[0]);
+  compute_on_chunks(communicator, layout, scope.stats(), {q, k, v}, {2, 2, 2}, {out}, {2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& results) {
+                      Ring ring = make_ring(context, communicator, chunked, config, scope.stats(),
+                                            b, in[0], in[2].size(3));
+                      forward_on_chunks(ring, in[1], in[2], results[0]);
+                    });
 }
 
 void distributed_rpe_attention_backward(ComputeContext& context, Communicator& communicator,
@@ -322,24 +300,15 @@ void distributed_rpe_attention_backward(ComputeContext& context, Communicator& c
                                         const Tensor& grad_b, DistributedAttentionStats* stats) {
   validate(communicator, layout, q, k, v, b);
   StatsScope scope(communicator, stats);
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Ring ring =
-        make_ring(context, communicator, chunked, config, scope.stats(), b, in[0], in[2].size(3));
-    std::vector<Tensor> grads{Tensor::empty(in[0].shape(), DType::f32),
-                              Tensor::empty(in[1].shape(), DType::f32),
-                              Tensor::empty(in[2].shape(), DType::f32)};
-    backward_on_chunks(ring, in[1], in[2], in[3], grads[0], grads[1], grads[2], grad_b);
-    return grads;
-  };
-  if (striped(layout)) {
-    through_contiguous(communicator, layout, scope.stats(), {q, k, v, grad_out}, {2, 2, 2, 2},
-                       {grad_q, grad_k, grad_v}, {2, 2, 2}, run);
-    return;
-  }
-  const std::vector<Tensor> grads = run(layout, {q, k, v, grad_out});
-  grad_q.copy_from(grads[0]);
-  grad_k.copy_from(grads[1]);
-  grad_v.copy_from(grads[2]);
+  compute_on_chunks(communicator, layout, scope.stats(), {q, k, v, grad_out}, {2, 2, 2, 2},
+                    {grad_q, grad_k, grad_v}, {2, 2, 2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& grads) {
+                      Ring ring = make_ring(context, communicator, chunked, config, scope.stats(),
+                                            b, in[0], in[2].size(3));
+                      backward_on_chunks(ring, in[1], in[2], in[3], grads[0], grads[1], grads[2],
+                                         grad_b);
+                    });
 }
 
 }  // namespace longseq

@@ -3,8 +3,8 @@
 #include <vector>
 
 #include "parallel/sequence_chunks.h"
+#include "parallel/shard_checks.h"
 #include "parallel/stats_scope.h"
-#include "runtime/timer.h"
 
 namespace longseq {
 
@@ -76,23 +76,14 @@ Work make_work(ComputeContext& context, Communicator& communicator, const Sequen
   return work;
 }
 
-template <typename Compute>
-void timed_compute(DistributedAttentionStats& stats, Compute&& compute) {
-  const WallTimer timer;
-  compute();
-  stats.compute_seconds += timer.seconds();
-  ++stats.blocks_computed;
-}
-
 void scan(Work& work, const ChunkElements& local, const ChunkElements& result,
           ScanDirection direction) {
-  const WallTimer timer;
-  exclusive_state_scan(work.communicator, work.config.strategy, direction,
-                       affine_monoid(work.context, work.parameters, work.state_shape,
-                                     direction == ScanDirection::reverse),
-                       work.plan.owners(), work.plan.indices(), local.flat, result.flat);
-  work.stats.communication_seconds += timer.seconds();
-  work.stats.exposed_communication_seconds += timer.seconds();
+  timed_exposed_communication(work.stats, [&] {
+    exclusive_state_scan(work.communicator, work.config.strategy, direction,
+                         affine_monoid(work.context, work.parameters, work.state_shape,
+                                       direction == ScanDirection::reverse),
+                         work.plan.owners(), work.plan.indices(), local.flat, result.flat);
+  });
 }
 
 // Every chunk's incoming state; with `outputs`, each chunk's local outputs (from zero) too.
@@ -179,15 +170,8 @@ void backward_in_chunks(Work& work, const Tensor& grad_y, const Tensor& grad_u,
 
 void validate(const Communicator& communicator, const SequenceLayout& layout,
               const S4Parameters& parameters, const Tensor& u) {
-  LONGSEQ_REQUIRE(layout.ranks() == communicator.size(),
-                  "[{}] the {} layout is for {} ranks but the communicator has {}", kOp,
-                  layout_name(layout.kind()), layout.ranks(), communicator.size());
-  LONGSEQ_REQUIRE(communicator.device() == Device::cpu,
-                  "[{}] the {} backend is not supported yet (host buffers only)", kOp,
-                  communicator.backend());
-  LONGSEQ_REQUIRE(u.rank() == 3 && u.size(1) == parameters.channels() &&
-                      u.size(2) == layout.shard_length() && u.dtype() == DType::f32 &&
-                      u.device() == Device::cpu && u.is_contiguous(),
+  require_host_sequence_group(kOp, communicator, layout);
+  LONGSEQ_REQUIRE(is_cpu_shard(u, 3, layout) && u.size(1) == parameters.channels(),
                   "[{}] u must be a contiguous fp32 CPU shard (B, {}, {}), got {}", kOp,
                   parameters.channels(), layout.shard_length(), u.describe());
 }
@@ -200,18 +184,13 @@ void distributed_s4_forward(ComputeContext& context, Communicator& communicator,
                             DistributedAttentionStats* stats) {
   validate(communicator, layout, parameters, u);
   StatsScope scope(communicator, stats);
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work = make_work(context, communicator, chunked, config, scope.stats(), parameters, in[0]);
-    const Tensor result = Tensor::empty(in[0].shape(), DType::f32);
-    forward_in_chunks(work, result);
-    return std::vector<Tensor>{result};
-  };
-  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {u}, {2}, {y}, {2}, run);
-    return;
-  }
-  Work work = make_work(context, communicator, layout, config, scope.stats(), parameters, u);
-  forward_in_chunks(work, y);
+  compute_on_chunks(communicator, layout, scope.stats(), {u}, {2}, {y}, {2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& results) {
+                      Work work = make_work(context, communicator, chunked, config, scope.stats(),
+                                            parameters, in[0]);
+                      forward_in_chunks(work, results[0]);
+                    });
 }
 
 void distributed_s4_backward(ComputeContext& context, Communicator& communicator,
@@ -221,25 +200,18 @@ void distributed_s4_backward(ComputeContext& context, Communicator& communicator
                              DistributedAttentionStats* stats) {
   validate(communicator, layout, parameters, u);
   StatsScope scope(communicator, stats);
-  const auto run = [&](const SequenceLayout& chunked, const std::vector<Tensor>& in) {
-    Work work = make_work(context, communicator, chunked, config, scope.stats(), parameters, in[0]);
-    const Tensor result = Tensor::empty(in[0].shape(), DType::f32);
-    backward_in_chunks(work, in[1], result, grad_parameters);
-    return std::vector<Tensor>{result};
-  };
-  if (layout.kind() == LayoutKind::striped && layout.ranks() > 1) {
-    through_contiguous(communicator, layout, scope.stats(), {u, grad_y}, {2, 2}, {grad_u}, {2},
-                       run);
-  } else {
-    Work work = make_work(context, communicator, layout, config, scope.stats(), parameters, u);
-    backward_in_chunks(work, grad_y, grad_u, grad_parameters);
-  }
-  const WallTimer timer;
-  for (const Tensor& tensor : grad_parameters.list()) {
-    communicator.all_reduce(tensor, ReduceOp::sum);
-  }
-  scope.stats().communication_seconds += timer.seconds();
-  scope.stats().exposed_communication_seconds += timer.seconds();
+  compute_on_chunks(communicator, layout, scope.stats(), {u, grad_y}, {2, 2}, {grad_u}, {2},
+                    [&](const SequenceLayout& chunked, const std::vector<Tensor>& in,
+                        const std::vector<Tensor>& grads) {
+                      Work work = make_work(context, communicator, chunked, config, scope.stats(),
+                                            parameters, in[0]);
+                      backward_in_chunks(work, in[1], grads[0], grad_parameters);
+                    });
+  timed_exposed_communication(scope.stats(), [&] {
+    for (const Tensor& tensor : grad_parameters.list()) {
+      communicator.all_reduce(tensor, ReduceOp::sum);
+    }
+  });
 }
 
 }  // namespace longseq

@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "parallel/sequence_rows.h"
+#include "parallel/stats_scope.h"
 #include "runtime/error.h"
-#include "runtime/timer.h"
 
 namespace longseq {
 
@@ -150,21 +150,42 @@ void through_contiguous(Communicator& communicator, const SequenceLayout& layout
                         const ContiguousCompute& compute) {
   const SequenceLayout contiguous(LayoutKind::contiguous, layout.global_length(), layout.ranks());
   std::vector<Tensor> moved;
-  {
-    const WallTimer timer;
+  timed_exposed_communication(stats, [&] {
     moved = redistribute(communicator, layout, contiguous, inputs, input_sequence_dims);
-    stats.communication_seconds += timer.seconds();
-    stats.exposed_communication_seconds += timer.seconds();
-  }
+  });
   const std::vector<Tensor> results = compute(contiguous, moved);
-  const WallTimer timer;
-  const std::vector<Tensor> back =
-      redistribute(communicator, contiguous, layout, results, output_sequence_dims);
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    outputs[i].copy_from(back[i]);
+  timed_exposed_communication(stats, [&] {
+    const std::vector<Tensor> back =
+        redistribute(communicator, contiguous, layout, results, output_sequence_dims);
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      outputs[i].copy_from(back[i]);
+    }
+  });
+}
+
+void compute_on_chunks(Communicator& communicator, const SequenceLayout& layout,
+                       DistributedAttentionStats& stats, const std::vector<Tensor>& inputs,
+                       const std::vector<int>& input_sequence_dims,
+                       const std::vector<Tensor>& outputs,
+                       const std::vector<int>& output_sequence_dims,
+                       const ChunkedCompute& compute) {
+  if (layout.kind() != LayoutKind::striped || layout.ranks() == 1) {
+    compute(layout, inputs, outputs);
+    return;
   }
-  stats.communication_seconds += timer.seconds();
-  stats.exposed_communication_seconds += timer.seconds();
+  through_contiguous(communicator, layout, stats, inputs, input_sequence_dims, outputs,
+                     output_sequence_dims,
+                     [&](const SequenceLayout& contiguous, const std::vector<Tensor>& moved) {
+                       std::vector<Tensor> results;
+                       for (std::size_t i = 0; i < outputs.size(); ++i) {
+                         results.push_back(Tensor::zeros(
+                             with_positions(outputs[i].shape(), output_sequence_dims[i],
+                                            contiguous.shard_length()),
+                             DType::f32));
+                       }
+                       compute(contiguous, moved, results);
+                       return results;
+                     });
 }
 
 }  // namespace longseq

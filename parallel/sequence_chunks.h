@@ -9,7 +9,8 @@
 //      into a state; the states are scanned; each chunk computes from its incoming state and
 //      place_rows() writes its results back.
 //   3. A striped layout has no runs of consecutive positions: through_contiguous() redistributes
-//      the inputs to the contiguous layout, runs the computation there and brings the outputs back.
+//      the inputs to the contiguous layout, runs the computation there and brings the outputs back;
+//      compute_on_chunks() takes that detour only where the layout needs it.
 #pragma once
 
 #include <cstdint>
@@ -74,5 +75,18 @@ void through_contiguous(Communicator& communicator, const SequenceLayout& layout
                         const std::vector<Tensor>& outputs,
                         const std::vector<int>& output_sequence_dims,
                         const ContiguousCompute& compute);
+
+// Runs `compute(chunked_layout, inputs, outputs)`, which writes every element of the outputs, on a
+// layout with chunks: `layout` itself when it has them (contiguous, zigzag, or striped over one
+// rank); otherwise through_contiguous, with inputs and outputs redistributed, the outputs there
+// zero-filled fp32 shards of the contiguous layout.
+using ChunkedCompute =
+    std::function<void(const SequenceLayout& chunked, const std::vector<Tensor>& inputs,
+                       const std::vector<Tensor>& outputs)>;
+void compute_on_chunks(Communicator& communicator, const SequenceLayout& layout,
+                       DistributedAttentionStats& stats, const std::vector<Tensor>& inputs,
+                       const std::vector<int>& input_sequence_dims,
+                       const std::vector<Tensor>& outputs,
+                       const std::vector<int>& output_sequence_dims, const ChunkedCompute& compute);
 
 }  // namespace longseq

@@ -209,10 +209,13 @@ std::vector<BenchResult> run_bench(ComputeContext& context, Communicator& world,
     result.extra_mem_bytes = m.extra_mem_bytes;
     result.resident_extra_bytes = m.resident_extra_bytes;
     result.bytes_sent = m.stats.bytes_sent;
-    result.overlap =
-        m.stats.communication_seconds > 0
-            ? 1.0 - m.stats.exposed_communication_seconds / m.stats.communication_seconds
-            : 1.0;
+    // Exposed and total times are maxima over ranks (possibly of different ranks), so the ratio
+    // can step past [0, 1] by a rounding error.
+    result.overlap = m.stats.communication_seconds > 0
+                         ? std::clamp(1.0 - m.stats.exposed_communication_seconds /
+                                                m.stats.communication_seconds,
+                                      0.0, 1.0)
+                         : 1.0;
     result.compute_max_s = m.compute_max_s;
     result.compute_min_s = m.compute_min_s;
     results.push_back(result);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "kernels/diagonal_ssm.h"
+#include "models/mixers/mixer_support.h"
 #include "parallel/diagonal_ssm_parallel.h"
 #include "runtime/error.h"
 
@@ -12,19 +13,6 @@ namespace {
 
 const char* kind_name(DiagonalSsmKind kind) { return kind == DiagonalSsmKind::s4d ? "s4d" : "dss"; }
 
-StateScanStrategy strategy_of(DiagonalSsmKind kind, const std::string& name) {
-  if (name.empty() || name == "ring") {
-    return StateScanStrategy::chain;
-  }
-  try {
-    return parse_state_scan(name);
-  } catch (const UserError&) {
-    throw UserError(
-        LONGSEQ_FORMAT("[{}] unknown strategy '{}' (expected chain or allgather; ring means chain)",
-                       kind_name(kind), name));
-  }
-}
-
 // A diagonal SSM over C = heads * head_dim channels: u (B, C, N) -> y (B, C, N), with its
 // parameters (kernels/diagonal_ssm.h) as learned parameters of the mixer.
 class DiagonalSsmMixer final : public Mixer {
@@ -33,11 +21,9 @@ class DiagonalSsmMixer final : public Mixer {
       : options_(options), channels_(options.heads * options.head_dim) {
     const char* name = kind_name(kind);
     config_.kind = kind;
-    config_.strategy = strategy_of(kind, options.strategy);
+    config_.strategy = state_scan_strategy_of(name, options.strategy);
     LONGSEQ_REQUIRE(options.causal, "[{}] is causal (a recurrence): pass --causal", name);
-    LONGSEQ_REQUIRE(options.batch > 0 && options.heads > 0 && options.head_dim > 0,
-                    "[{}] batch ({}), heads ({}) and head dim ({}) must be positive", name,
-                    options.batch, options.heads, options.head_dim);
+    require_positive_dims(name, options);
     LONGSEQ_REQUIRE(options.dtype == DType::f32, "[{}] computes in fp32 only, got {}", name,
                     dtype_name(options.dtype));
     LONGSEQ_REQUIRE(options.device == Device::cpu,
@@ -51,8 +37,7 @@ class DiagonalSsmMixer final : public Mixer {
   [[nodiscard]] std::string name() const override { return kind_name(config_.kind); }
 
   [[nodiscard]] std::vector<std::string> strategies() const override {
-    return {std::string(state_scan_name(StateScanStrategy::chain)),
-            std::string(state_scan_name(StateScanStrategy::all_gather))};
+    return state_scan_strategy_names();
   }
 
   [[nodiscard]] std::vector<TensorSpec> input_specs(std::int64_t length) const override {
@@ -94,9 +79,9 @@ class DiagonalSsmMixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_diagonal_ssm_forward(context.compute, context.sequence_group, context.layout,
                                      config_, parameters_, u_, outputs[0], &stats);
-    record(stats,
-           diagonal_ssm_forward_flops(options_.batch, channels_, context.layout.global_length(),
-                                      modes(), false, false));
+    stats_ = mixer_stats_of(
+        stats, diagonal_ssm_forward_flops(options_.batch, channels_, context.layout.global_length(),
+                                          modes(), false, false));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -108,9 +93,9 @@ class DiagonalSsmMixer final : public Mixer {
     distributed_diagonal_ssm_backward(context.compute, context.sequence_group, context.layout,
                                       config_, parameters_, u_, grad_outputs[0], grad_inputs[0],
                                       gradients_, &stats);
-    record(stats,
-           diagonal_ssm_backward_flops(options_.batch, channels_, context.layout.global_length(),
-                                       modes(), false, false));
+    stats_ = mixer_stats_of(
+        stats, diagonal_ssm_backward_flops(options_.batch, channels_,
+                                           context.layout.global_length(), modes(), false, false));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
@@ -121,14 +106,6 @@ class DiagonalSsmMixer final : public Mixer {
   }
 
   [[nodiscard]] std::int64_t modes() const { return parameters_.b.size(1); }
-
-  void record(const DistributedAttentionStats& stats, double flops) {
-    stats_.flops = flops;
-    stats_.bytes_sent = stats.bytes_sent;
-    stats_.compute_seconds = stats.compute_seconds;
-    stats_.communication_seconds = stats.communication_seconds;
-    stats_.exposed_communication_seconds = stats.exposed_communication_seconds;
-  }
 
   MixerOptions options_;
   std::int64_t channels_;

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "models/mixers/mixer_support.h"
+
 namespace longseq {
 
 namespace {
@@ -9,7 +11,7 @@ namespace {
 class ExactAttentionMixer final : public Mixer {
  public:
   ExactAttentionMixer(AttentionKernel kernel, const MixerOptions& options)
-      : options_(options), kv_heads_(options.kv_heads > 0 ? options.kv_heads : options.heads) {
+      : options_(options), kv_heads_(key_value_heads(options)) {
     config_.kernel = kernel;
     config_.causal = options.causal;
     config_.strategy = parse_strategy(options.strategy);
@@ -35,16 +37,11 @@ class ExactAttentionMixer final : public Mixer {
   }
 
   [[nodiscard]] std::vector<TensorSpec> input_specs(std::int64_t length) const override {
-    const Shape q_shape{options_.batch, options_.heads, length, options_.head_dim};
-    const Shape kv_shape{options_.batch, kv_heads_, length, options_.head_dim};
-    return {{"q", q_shape, 2, options_.dtype},
-            {"k", kv_shape, 2, options_.dtype},
-            {"v", kv_shape, 2, options_.dtype}};
+    return attention_input_specs(options_, length);
   }
 
   [[nodiscard]] std::vector<TensorSpec> output_specs(std::int64_t length) const override {
-    return {
-        {"out", {options_.batch, options_.heads, length, options_.head_dim}, 2, options_.dtype}};
+    return attention_output_specs(options_, length);
   }
 
   [[nodiscard]] std::string flop_convention() const override {
@@ -66,7 +63,7 @@ class ExactAttentionMixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_attention_forward(context.compute, context.sequence_group, context.layout, config_,
                                   q_, k_, v_, out_, lse_, &stats);
-    record(stats, forward_flops(context.layout.global_length()));
+    stats_ = mixer_stats_of(stats, forward_flops(context.layout.global_length()));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -78,7 +75,7 @@ class ExactAttentionMixer final : public Mixer {
     distributed_attention_backward(context.compute, context.sequence_group, context.layout, config_,
                                    q_, k_, v_, out_, lse_, grad_outputs[0], grad_inputs[0],
                                    grad_inputs[1], grad_inputs[2], &stats);
-    record(stats, 2.5 * forward_flops(context.layout.global_length()));
+    stats_ = mixer_stats_of(stats, 2.5 * forward_flops(context.layout.global_length()));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
@@ -91,14 +88,6 @@ class ExactAttentionMixer final : public Mixer {
                          static_cast<double>(options_.head_dim) *
                          static_cast<double>(options_.batch * options_.heads);
     return options_.causal ? dense / 2.0 : dense;
-  }
-
-  void record(const DistributedAttentionStats& stats, double flops) {
-    stats_.flops = flops;
-    stats_.bytes_sent = stats.bytes_sent;
-    stats_.compute_seconds = stats.compute_seconds;
-    stats_.communication_seconds = stats.communication_seconds;
-    stats_.exposed_communication_seconds = stats.exposed_communication_seconds;
   }
 
   MixerOptions options_;

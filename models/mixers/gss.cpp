@@ -5,6 +5,7 @@
 
 #include "models/gss_block.h"
 #include "models/local_attention_block.h"
+#include "models/mixers/mixer_support.h"
 #include "runtime/error.h"
 #include "runtime/timer.h"
 
@@ -16,23 +17,9 @@ namespace {
 constexpr std::int64_t kDefaultStateSize = 64;
 constexpr std::int64_t kPaperStateSize = 512;
 
-StateScanStrategy strategy_of(const std::string& name) {
-  if (name.empty() || name == "ring") {
-    return StateScanStrategy::chain;
-  }
-  try {
-    return parse_state_scan(name);
-  } catch (const UserError&) {
-    throw UserError(LONGSEQ_FORMAT(
-        "[gss] unknown strategy '{}' (expected chain or allgather; ring means chain)", name));
-  }
-}
-
 const MixerOptions& checked(const MixerOptions& options) {
   LONGSEQ_REQUIRE(options.causal, "[gss] is causal: pass --causal");
-  LONGSEQ_REQUIRE(options.batch > 0 && options.heads > 0 && options.head_dim > 0,
-                  "[gss] batch ({}), heads ({}) and head dim ({}) must be positive", options.batch,
-                  options.heads, options.head_dim);
+  require_positive_dims("gss", options);
   LONGSEQ_REQUIRE(options.device == Device::cpu && options.dtype == DType::f32,
                   "[gss] runs in fp32 on the CPU only, not {} on {}", dtype_name(options.dtype),
                   device_name(options.device));
@@ -56,7 +43,7 @@ class GssMixer final : public Mixer {
         block_(GssBlockShape::of(
                    options.batch, options.heads * options.head_dim,
                    options.state_size == kDefaultStateSize ? kPaperStateSize : options.state_size),
-               options.seed, strategy_of(options.strategy)) {
+               options.seed, state_scan_strategy_of("gss", options.strategy)) {
     if (options.local_chunk > 0) {
       attention_.emplace(LocalAttentionBlockShape{options.batch, options.heads, options.head_dim,
                                                   options.local_chunk},
@@ -67,8 +54,7 @@ class GssMixer final : public Mixer {
   [[nodiscard]] std::string name() const override { return "gss"; }
 
   [[nodiscard]] std::vector<std::string> strategies() const override {
-    return {std::string(state_scan_name(StateScanStrategy::chain)),
-            std::string(state_scan_name(StateScanStrategy::all_gather))};
+    return state_scan_strategy_names();
   }
 
   [[nodiscard]] std::vector<TensorSpec> input_specs(std::int64_t length) const override {

@@ -3,54 +3,34 @@
 #include <string>
 
 #include "kernels/linear_attention.h"
+#include "models/mixers/mixer_support.h"
 #include "parallel/linear_attention_parallel.h"
 
 namespace longseq {
 
 namespace {
 
-StateScanStrategy strategy_of(const std::string& name) {
-  if (name.empty() || name == "ring") {
-    return StateScanStrategy::chain;
-  }
-  try {
-    return parse_state_scan(name);
-  } catch (const UserError&) {
-    throw UserError(LONGSEQ_FORMAT(
-        "[linear] unknown strategy '{}' (expected chain or allgather; ring means chain)", name));
-  }
-}
-
 class LinearAttentionMixer final : public Mixer {
  public:
   explicit LinearAttentionMixer(const MixerOptions& options) : options_(options) {
     config_.causal = options.causal;
-    config_.strategy = strategy_of(options.strategy);
-    LONGSEQ_REQUIRE(options.batch > 0 && options.heads > 0 && options.head_dim > 0,
-                    "[linear] batch ({}), heads ({}) and head dim ({}) must be positive",
-                    options.batch, options.heads, options.head_dim);
-    LONGSEQ_REQUIRE(options.kv_heads == 0 || options.kv_heads == options.heads,
-                    "[linear] takes as many key/value heads as heads ({}), got {}", options.heads,
-                    options.kv_heads);
+    config_.strategy = state_scan_strategy_of("linear", options.strategy);
+    require_positive_dims("linear", options);
+    require_kv_heads_equal_heads("linear", options);
   }
 
   [[nodiscard]] std::string name() const override { return "linear"; }
 
   [[nodiscard]] std::vector<std::string> strategies() const override {
-    return {std::string(state_scan_name(StateScanStrategy::chain)),
-            std::string(state_scan_name(StateScanStrategy::all_gather))};
+    return state_scan_strategy_names();
   }
 
   [[nodiscard]] std::vector<TensorSpec> input_specs(std::int64_t length) const override {
-    const Shape shape{options_.batch, options_.heads, length, options_.head_dim};
-    return {{"q", shape, 2, options_.dtype},
-            {"k", shape, 2, options_.dtype},
-            {"v", shape, 2, options_.dtype}};
+    return attention_input_specs(options_, length);
   }
 
   [[nodiscard]] std::vector<TensorSpec> output_specs(std::int64_t length) const override {
-    return {
-        {"out", {options_.batch, options_.heads, length, options_.head_dim}, 2, options_.dtype}};
+    return attention_output_specs(options_, length);
   }
 
   [[nodiscard]] std::string flop_convention() const override {
@@ -72,7 +52,8 @@ class LinearAttentionMixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_linear_attention_forward(context.compute, context.sequence_group, context.layout,
                                          config_, q_, k_, v_, Tensor(), outputs[0], &stats);
-    record(stats, linear_attention_forward_flops(shape(context.layout.global_length())));
+    stats_ = mixer_stats_of(stats,
+                            linear_attention_forward_flops(shape(context.layout.global_length())));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -84,7 +65,8 @@ class LinearAttentionMixer final : public Mixer {
     distributed_linear_attention_backward(context.compute, context.sequence_group, context.layout,
                                           config_, q_, k_, v_, Tensor(), grad_outputs[0],
                                           grad_inputs[0], grad_inputs[1], grad_inputs[2], &stats);
-    record(stats, linear_attention_backward_flops(shape(context.layout.global_length())));
+    stats_ = mixer_stats_of(stats,
+                            linear_attention_backward_flops(shape(context.layout.global_length())));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
@@ -93,14 +75,6 @@ class LinearAttentionMixer final : public Mixer {
   [[nodiscard]] LinearAttentionShape shape(std::int64_t length) const {
     return {options_.batch,    options_.heads,  length,     options_.head_dim,
             options_.head_dim, options_.causal, config_.eps};
-  }
-
-  void record(const DistributedAttentionStats& stats, double flops) {
-    stats_.flops = flops;
-    stats_.bytes_sent = stats.bytes_sent;
-    stats_.compute_seconds = stats.compute_seconds;
-    stats_.communication_seconds = stats.communication_seconds;
-    stats_.exposed_communication_seconds = stats.exposed_communication_seconds;
   }
 
   MixerOptions options_;

@@ -4,37 +4,22 @@
 
 #include "kernels/linear_attention.h"
 #include "kernels/performer.h"
+#include "models/mixers/mixer_support.h"
 #include "parallel/linear_attention_parallel.h"
 
 namespace longseq {
 
 namespace {
 
-StateScanStrategy strategy_of(const std::string& name) {
-  if (name.empty() || name == "ring") {
-    return StateScanStrategy::chain;
-  }
-  try {
-    return parse_state_scan(name);
-  } catch (const UserError&) {
-    throw UserError(LONGSEQ_FORMAT(
-        "[performer] unknown strategy '{}' (expected chain or allgather; ring means chain)", name));
-  }
-}
-
 class PerformerMixer final : public Mixer {
  public:
   explicit PerformerMixer(const MixerOptions& options) : options_(options) {
     config_.causal = options.causal;
-    config_.strategy = strategy_of(options.strategy);
+    config_.strategy = state_scan_strategy_of("performer", options.strategy);
     config_.eps = 0.0f;
     config_.feature_map = LinearAttentionFeatureMap::identity;
-    LONGSEQ_REQUIRE(options.batch > 0 && options.heads > 0 && options.head_dim > 0,
-                    "[performer] batch ({}), heads ({}) and head dim ({}) must be positive",
-                    options.batch, options.heads, options.head_dim);
-    LONGSEQ_REQUIRE(options.kv_heads == 0 || options.kv_heads == options.heads,
-                    "[performer] takes as many key/value heads as heads ({}), got {}",
-                    options.heads, options.kv_heads);
+    require_positive_dims("performer", options);
+    require_kv_heads_equal_heads("performer", options);
     LONGSEQ_REQUIRE(options.features >= 1 && options.features <= kLinearAttentionMaxKeyDim,
                     "[performer] features must be 1-{}, got {}", kLinearAttentionMaxKeyDim,
                     options.features);
@@ -48,20 +33,15 @@ class PerformerMixer final : public Mixer {
   [[nodiscard]] std::string name() const override { return "performer"; }
 
   [[nodiscard]] std::vector<std::string> strategies() const override {
-    return {std::string(state_scan_name(StateScanStrategy::chain)),
-            std::string(state_scan_name(StateScanStrategy::all_gather))};
+    return state_scan_strategy_names();
   }
 
   [[nodiscard]] std::vector<TensorSpec> input_specs(std::int64_t length) const override {
-    const Shape shape{options_.batch, options_.heads, length, options_.head_dim};
-    return {{"q", shape, 2, options_.dtype},
-            {"k", shape, 2, options_.dtype},
-            {"v", shape, 2, options_.dtype}};
+    return attention_input_specs(options_, length);
   }
 
   [[nodiscard]] std::vector<TensorSpec> output_specs(std::int64_t length) const override {
-    return {
-        {"out", {options_.batch, options_.heads, length, options_.head_dim}, 2, options_.dtype}};
+    return attention_output_specs(options_, length);
   }
 
   [[nodiscard]] std::string flop_convention() const override {
@@ -95,7 +75,8 @@ class PerformerMixer final : public Mixer {
                                          config_, features_q_, features_k_, v_, log_scale_k_,
                                          outputs[0], &stats);
     const std::int64_t length = context.layout.global_length();
-    record(stats, feature_flops(length) + linear_attention_forward_flops(shape(length)));
+    stats_ = mixer_stats_of(stats,
+                            feature_flops(length) + linear_attention_forward_flops(shape(length)));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -116,7 +97,8 @@ class PerformerMixer final : public Mixer {
     performer_features_backward(context.compute, k_, forward_projection_, features_k_,
                                 grad_features_k, grad_inputs[1]);
     const std::int64_t length = context.layout.global_length();
-    record(stats, feature_flops(length) + linear_attention_backward_flops(shape(length)));
+    stats_ = mixer_stats_of(stats,
+                            feature_flops(length) + linear_attention_backward_flops(shape(length)));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
@@ -156,14 +138,6 @@ class PerformerMixer final : public Mixer {
   [[nodiscard]] double feature_flops(std::int64_t length) const {
     return 2.0 * performer_features_flops(options_.batch * options_.heads * length,
                                           options_.features, options_.head_dim);
-  }
-
-  void record(const DistributedAttentionStats& stats, double flops) {
-    stats_.flops = flops;
-    stats_.bytes_sent = stats.bytes_sent;
-    stats_.compute_seconds = stats.compute_seconds;
-    stats_.communication_seconds = stats.communication_seconds;
-    stats_.exposed_communication_seconds = stats.exposed_communication_seconds;
   }
 
   MixerOptions options_;

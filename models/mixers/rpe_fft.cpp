@@ -4,6 +4,7 @@
 
 #include "kernels/random.h"
 #include "kernels/rpe_attention.h"
+#include "models/mixers/mixer_support.h"
 #include "parallel/rpe_attention_parallel.h"
 
 namespace longseq {
@@ -19,12 +20,8 @@ class RpeFftMixer final : public Mixer {
  public:
   explicit RpeFftMixer(const MixerOptions& options) : options_(options) {
     config_.causal = options.causal;
-    LONGSEQ_REQUIRE(options.batch > 0 && options.heads > 0 && options.head_dim > 0,
-                    "[rpe_fft] batch ({}), heads ({}) and head dim ({}) must be positive",
-                    options.batch, options.heads, options.head_dim);
-    LONGSEQ_REQUIRE(options.kv_heads == 0 || options.kv_heads == options.heads,
-                    "[rpe_fft] takes as many key/value heads as heads ({}), got {}", options.heads,
-                    options.kv_heads);
+    require_positive_dims("rpe_fft", options);
+    require_kv_heads_equal_heads("rpe_fft", options);
     LONGSEQ_REQUIRE(options.dtype == DType::f32, "[rpe_fft] computes in fp32 only, got {}",
                     dtype_name(options.dtype));
     // The exact causal split (kernels/rpe_attention.h) has no CUDA kernels yet.
@@ -36,15 +33,11 @@ class RpeFftMixer final : public Mixer {
   [[nodiscard]] std::string name() const override { return "rpe_fft"; }
 
   [[nodiscard]] std::vector<TensorSpec> input_specs(std::int64_t length) const override {
-    const Shape shape{options_.batch, options_.heads, length, options_.head_dim};
-    return {{"q", shape, 2, options_.dtype},
-            {"k", shape, 2, options_.dtype},
-            {"v", shape, 2, options_.dtype}};
+    return attention_input_specs(options_, length);
   }
 
   [[nodiscard]] std::vector<TensorSpec> output_specs(std::int64_t length) const override {
-    return {
-        {"out", {options_.batch, options_.heads, length, options_.head_dim}, 2, options_.dtype}};
+    return attention_output_specs(options_, length);
   }
 
   [[nodiscard]] std::vector<TensorSpec> parameter_specs(std::int64_t length) const override {
@@ -85,8 +78,9 @@ class RpeFftMixer final : public Mixer {
                                         config_, q_, k_, v_, b_, outputs[0], &stats);
     }
     const std::int64_t n = context.layout.global_length();
-    record(stats, rpe_attention_block_forward_flops(options_.batch, options_.heads, n, n,
-                                                    options_.head_dim, options_.head_dim));
+    stats_ = mixer_stats_of(
+        stats, rpe_attention_block_forward_flops(options_.batch, options_.heads, n, n,
+                                                 options_.head_dim, options_.head_dim));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -105,8 +99,9 @@ class RpeFftMixer final : public Mixer {
                                          grad_inputs[1], grad_inputs[2], grad_b_, &stats);
     }
     const std::int64_t n = context.layout.global_length();
-    record(stats, rpe_attention_block_backward_flops(options_.batch, options_.heads, n, n,
-                                                     options_.head_dim, options_.head_dim));
+    stats_ = mixer_stats_of(
+        stats, rpe_attention_block_backward_flops(options_.batch, options_.heads, n, n,
+                                                  options_.head_dim, options_.head_dim));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
@@ -139,14 +134,6 @@ class RpeFftMixer final : public Mixer {
   void require_cpu() const {
     LONGSEQ_REQUIRE(options_.device == Device::cpu,
                     "[rpe_fft] runs on CUDA on one rank only: the ring exchanges host buffers");
-  }
-
-  void record(const DistributedAttentionStats& stats, double flops) {
-    stats_.flops = flops;
-    stats_.bytes_sent = stats.bytes_sent;
-    stats_.compute_seconds = stats.compute_seconds;
-    stats_.communication_seconds = stats.communication_seconds;
-    stats_.exposed_communication_seconds = stats.exposed_communication_seconds;
   }
 
   MixerOptions options_;

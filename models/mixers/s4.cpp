@@ -3,23 +3,12 @@
 #include <string>
 
 #include "kernels/s4.h"
+#include "models/mixers/mixer_support.h"
 #include "parallel/s4_parallel.h"
 
 namespace longseq {
 
 namespace {
-
-StateScanStrategy strategy_of(const std::string& name) {
-  if (name.empty() || name == "ring") {
-    return StateScanStrategy::chain;
-  }
-  try {
-    return parse_state_scan(name);
-  } catch (const UserError&) {
-    throw UserError(LONGSEQ_FORMAT(
-        "[s4] unknown strategy '{}' (expected chain or allgather; ring means chain)", name));
-  }
-}
 
 // u (B, C, N) -> y (B, C, N) with C = heads * head_dim independent channels.
 class S4Mixer final : public Mixer {
@@ -32,7 +21,7 @@ class S4Mixer final : public Mixer {
                     channels_);
     LONGSEQ_REQUIRE(options.device == Device::cpu && options.dtype == DType::f32,
                     "[s4] runs fp32 on the CPU for now (the CUDA path computes only the kernel)");
-    config_.strategy = strategy_of(options.strategy);
+    config_.strategy = state_scan_strategy_of("s4", options.strategy);
     parameters_ = make_s4_parameters(channels_, options.state_size, options.seed);
     gradients_ = zeros_like(parameters_);
   }
@@ -40,8 +29,7 @@ class S4Mixer final : public Mixer {
   [[nodiscard]] std::string name() const override { return "s4"; }
 
   [[nodiscard]] std::vector<std::string> strategies() const override {
-    return {std::string(state_scan_name(StateScanStrategy::chain)),
-            std::string(state_scan_name(StateScanStrategy::all_gather))};
+    return state_scan_strategy_names();
   }
 
   [[nodiscard]] std::vector<TensorSpec> input_specs(std::int64_t length) const override {
@@ -79,8 +67,9 @@ class S4Mixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_s4_forward(context.compute, context.sequence_group, context.layout, config_,
                            parameters_, u_, outputs[0], &stats);
-    record(stats, s4_forward_flops(options_.batch, channels_, context.layout.global_length(),
-                                   options_.state_size / 2));
+    stats_ = mixer_stats_of(
+        stats, s4_forward_flops(options_.batch, channels_, context.layout.global_length(),
+                                options_.state_size / 2));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -91,21 +80,14 @@ class S4Mixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_s4_backward(context.compute, context.sequence_group, context.layout, config_,
                             parameters_, u_, grad_outputs[0], grad_inputs[0], gradients_, &stats);
-    record(stats, s4_backward_flops(options_.batch, channels_, context.layout.global_length(),
-                                    options_.state_size / 2));
+    stats_ = mixer_stats_of(
+        stats, s4_backward_flops(options_.batch, channels_, context.layout.global_length(),
+                                 options_.state_size / 2));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
 
  private:
-  void record(const DistributedAttentionStats& stats, double flops) {
-    stats_.flops = flops;
-    stats_.bytes_sent = stats.bytes_sent;
-    stats_.compute_seconds = stats.compute_seconds;
-    stats_.communication_seconds = stats.communication_seconds;
-    stats_.exposed_communication_seconds = stats.exposed_communication_seconds;
-  }
-
   MixerOptions options_;
   std::int64_t channels_;
   S4ParallelConfig config_;

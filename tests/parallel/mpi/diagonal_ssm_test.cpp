@@ -9,23 +9,22 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
 
-#include "kernels/random.h"
 #include "parallel/diagonal_ssm_parallel.h"
 #include "parallel/mpi_communicator.h"
+#include "tests/parallel/mpi/multi_rank_test.h"
+#include "tests/parallel/mpi/shard_comparison.h"
 
 namespace longseq {
 namespace {
 
-using namespace std::chrono_literals;
-
 constexpr double kTolerance = 1e-5;
+constexpr std::uint64_t kSeed = 2025;  // of the inputs' random streams
 constexpr std::int64_t kBatch = 2;
 constexpr std::int64_t kChannels = 3;
 constexpr std::int64_t kStateSize = 8;
@@ -66,12 +65,6 @@ std::vector<SsmCase> ssm_cases() {
   return cases;
 }
 
-Tensor normal(ComputeContext& context, const Shape& shape, std::uint64_t stream) {
-  const Tensor tensor = Tensor::empty(shape, DType::f32);
-  fill_normal(context, tensor, {2025, stream}, 0.0f, 1.0f);
-  return tensor;
-}
-
 // The paper initialisation with a larger dt, so that states carry visibly across shards.
 DiagonalSsmParameters parameters_for(DiagonalSsmKind kind) {
   DiagonalSsmParameters p = kind == DiagonalSsmKind::s4d
@@ -85,53 +78,14 @@ DiagonalSsmParameters parameters_for(DiagonalSsmKind kind) {
   return p;
 }
 
-// max |actual - expected| / max |expected| over this rank's valid positions; padding must be 0.
-double shard_relative_error(const Tensor& actual, const Tensor& full, const SequenceLayout& layout,
-                            int rank) {
-  const Tensor expected = scatter_shard(full, layout, rank);
-  const std::int64_t outer = actual.size(0) * actual.size(1);
-  const std::int64_t shard = layout.shard_length();
-  const float* a = actual.data<float>();
-  const float* e = expected.data<float>();
-  double max_error = 0.0;
-  double max_reference = 0.0;
-  for (std::int64_t o = 0; o < outer; ++o) {
-    for (std::int64_t local = 0; local < shard; ++local) {
-      const std::int64_t at = o * shard + local;
-      if (layout.global_position(rank, local) >= layout.global_length()) {
-        EXPECT_EQ(a[at], 0.0f) << "padding holds " << a[at];
-        continue;
-      }
-      max_error = std::max(max_error, std::abs(static_cast<double>(a[at]) - e[at]));
-      max_reference = std::max(max_reference, std::abs(static_cast<double>(e[at])));
-    }
-  }
-  return max_reference > 0.0 ? max_error / max_reference : max_error;
-}
-
-double relative_error(const Tensor& actual, const Tensor& expected) {
-  double max_error = 0.0;
-  double max_reference = 0.0;
-  for (std::int64_t e = 0; e < actual.numel(); ++e) {
-    const double x = expected.data<float>()[e];
-    max_error = std::max(max_error, std::abs(actual.data<float>()[e] - x));
-    max_reference = std::max(max_reference, std::abs(x));
-  }
-  return max_reference > 0.0 ? max_error / max_reference : max_error;
-}
-
-class DistributedDiagonalSsmTest : public testing::TestWithParam<SsmCase> {
- protected:
-  ComputeContext context_{1};
-  MpiCommunicator world_{MPI_COMM_WORLD, "world", 60s};
-};
+using DistributedDiagonalSsmTest = MultiRankTest<SsmCase>;
 
 TEST_P(DistributedDiagonalSsmTest, ShardsAndParameterGradientsEqualSingleRank) {
   const SsmCase& c = GetParam();
   const DiagonalSsmParameters parameters = parameters_for(c.kind);
   const Shape shape{kBatch, kChannels, c.length};
-  const Tensor u = normal(context_, shape, 1);
-  const Tensor grad_y = normal(context_, shape, 2);
+  const Tensor u = normal(context_, shape, kSeed, 1);
+  const Tensor grad_y = normal(context_, shape, kSeed, 2);
   const Tensor y = Tensor::empty(shape, DType::f32);
   diagonal_ssm_forward(context_, c.kind, parameters, u, Tensor(), y, Tensor());
   const Tensor grad_u = Tensor::empty(shape, DType::f32);

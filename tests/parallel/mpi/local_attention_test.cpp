@@ -18,10 +18,11 @@
 #include <vector>
 
 #include "kernels/attention.h"
-#include "kernels/random.h"
 #include "kernels/reference.h"
 #include "parallel/local_attention_parallel.h"
 #include "parallel/mpi_communicator.h"
+#include "tests/parallel/mpi/multi_rank_test.h"
+#include "tests/parallel/mpi/shard_comparison.h"
 
 namespace longseq {
 namespace {
@@ -30,6 +31,7 @@ using namespace std::chrono_literals;
 
 // fp32 flash against the double-accumulating reference: a few ulps of the largest value.
 constexpr double kTolerance = 2e-5;
+constexpr std::uint64_t kSeed = 2025;  // of the inputs' random streams
 constexpr std::int64_t kBatch = 2;
 constexpr std::int64_t kHeads = 2;
 constexpr std::int64_t kHeadDim = 16;
@@ -63,41 +65,6 @@ std::vector<LocalCase> local_cases() {
   return cases;
 }
 
-Tensor normal(ComputeContext& context, const Shape& shape, std::uint64_t stream) {
-  const Tensor tensor = Tensor::empty(shape, DType::f32);
-  fill_normal(context, tensor, {2025, stream}, 0.0f, 1.0f);
-  return tensor;
-}
-
-// max |actual - expected| / max |expected| over this rank's valid positions of a shard
-// (B, H, S[, D]); padding must hold exactly `padding`.
-double shard_relative_error(const Tensor& actual, const Tensor& full, const SequenceLayout& layout,
-                            int rank, float padding = 0.0f) {
-  const Tensor expected = scatter_shard(full, layout, rank);
-  const std::int64_t outer = actual.size(0) * actual.size(1);
-  const std::int64_t shard = layout.shard_length();
-  const std::int64_t row = actual.rank() == 4 ? actual.size(3) : 1;
-  const float* a = actual.data<float>();
-  const float* e = expected.data<float>();
-  double max_error = 0.0;
-  double max_reference = 0.0;
-  for (std::int64_t o = 0; o < outer; ++o) {
-    for (std::int64_t local = 0; local < shard; ++local) {
-      const bool valid = layout.global_position(rank, local) < layout.global_length();
-      for (std::int64_t d = 0; d < row; ++d) {
-        const std::int64_t at = (o * shard + local) * row + d;
-        if (!valid) {
-          EXPECT_EQ(a[at], padding) << "padding holds " << a[at];
-          continue;
-        }
-        max_error = std::max(max_error, std::abs(static_cast<double>(a[at]) - e[at]));
-        max_reference = std::max(max_reference, std::abs(static_cast<double>(e[at])));
-      }
-    }
-  }
-  return max_reference > 0.0 ? max_error / max_reference : max_error;
-}
-
 // Causal attention whose blocks of chunk x chunk scores on the diagonal are the only ones kept.
 AttentionOptions chunked_options(std::int64_t length, std::int64_t chunk) {
   const std::int64_t blocks = (length + chunk - 1) / chunk;
@@ -112,19 +79,15 @@ AttentionOptions chunked_options(std::int64_t length, std::int64_t chunk) {
   return options;
 }
 
-class DistributedLocalAttentionTest : public testing::TestWithParam<LocalCase> {
- protected:
-  ComputeContext context_{1};
-  MpiCommunicator world_{MPI_COMM_WORLD, "world", 60s};
-};
+using DistributedLocalAttentionTest = MultiRankTest<LocalCase>;
 
 TEST_P(DistributedLocalAttentionTest, ShardsEqualSingleRank) {
   const LocalCase& c = GetParam();
   const Shape shape{kBatch, kHeads, c.length, kHeadDim};
-  const Tensor q = normal(context_, shape, 1);
-  const Tensor k = normal(context_, shape, 2);
-  const Tensor v = normal(context_, shape, 3);
-  const Tensor grad_out = normal(context_, shape, 4);
+  const Tensor q = normal(context_, shape, kSeed, 1);
+  const Tensor k = normal(context_, shape, kSeed, 2);
+  const Tensor v = normal(context_, shape, kSeed, 3);
+  const Tensor grad_out = normal(context_, shape, kSeed, 4);
   const AttentionOptions options = chunked_options(c.length, c.chunk);
   const Tensor out = Tensor::empty(shape, DType::f32);
   const Tensor lse = Tensor::empty({kBatch, kHeads, c.length}, DType::f32);

@@ -9,23 +9,22 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
 
-#include "kernels/random.h"
 #include "parallel/momentum_attention_parallel.h"
 #include "parallel/mpi_communicator.h"
+#include "tests/parallel/mpi/multi_rank_test.h"
+#include "tests/parallel/mpi/shard_comparison.h"
 
 namespace longseq {
 namespace {
 
-using namespace std::chrono_literals;
-
 constexpr double kTolerance = 1e-5;
+constexpr std::uint64_t kSeed = 2026;  // of the inputs' random streams
 constexpr std::int64_t kBatch = 2;
 constexpr std::int64_t kHeads = 2;
 constexpr std::int64_t kKeyDim = 16;
@@ -66,54 +65,16 @@ std::vector<MomentumCase> momentum_cases() {
   return cases;
 }
 
-Tensor normal(ComputeContext& context, const Shape& shape, std::uint64_t stream) {
-  const Tensor tensor = Tensor::empty(shape, DType::f32);
-  fill_normal(context, tensor, {2026, stream}, 0.0f, 1.0f);
-  return tensor;
-}
-
-// max |actual - expected| / max |expected| over this rank's valid positions; padding must be 0.
-double shard_relative_error(const Tensor& actual, const Tensor& full, const SequenceLayout& layout,
-                            int rank) {
-  const Tensor expected = scatter_shard(full, layout, rank);
-  const std::int64_t outer = actual.size(0) * actual.size(1);
-  const std::int64_t shard = layout.shard_length();
-  const std::int64_t row = actual.size(3);
-  const float* a = actual.data<float>();
-  const float* e = expected.data<float>();
-  double max_error = 0.0;
-  double max_reference = 0.0;
-  for (std::int64_t o = 0; o < outer; ++o) {
-    for (std::int64_t local = 0; local < shard; ++local) {
-      const bool valid = layout.global_position(rank, local) < layout.global_length();
-      for (std::int64_t d = 0; d < row; ++d) {
-        const std::int64_t at = (o * shard + local) * row + d;
-        if (!valid) {
-          EXPECT_EQ(a[at], 0.0f) << "padding holds " << a[at];
-          continue;
-        }
-        max_error = std::max(max_error, std::abs(static_cast<double>(a[at]) - e[at]));
-        max_reference = std::max(max_reference, std::abs(static_cast<double>(e[at])));
-      }
-    }
-  }
-  return max_reference > 0.0 ? max_error / max_reference : max_error;
-}
-
-class DistributedMomentumAttentionTest : public testing::TestWithParam<MomentumCase> {
- protected:
-  ComputeContext context_{1};
-  MpiCommunicator world_{MPI_COMM_WORLD, "world", 60s};
-};
+using DistributedMomentumAttentionTest = MultiRankTest<MomentumCase>;
 
 TEST_P(DistributedMomentumAttentionTest, ShardsEqualSingleRank) {
   const MomentumCase& c = GetParam();
   const Shape key_shape{kBatch, kHeads, c.length, kKeyDim};
   const Shape value_shape{kBatch, kHeads, c.length, kValueDim};
-  const Tensor q = normal(context_, key_shape, 1);
-  const Tensor k = normal(context_, key_shape, 2);
-  const Tensor v = normal(context_, value_shape, 3);
-  const Tensor grad_out = normal(context_, value_shape, 4);
+  const Tensor q = normal(context_, key_shape, kSeed, 1);
+  const Tensor k = normal(context_, key_shape, kSeed, 2);
+  const Tensor v = normal(context_, value_shape, kSeed, 3);
+  const Tensor grad_out = normal(context_, value_shape, kSeed, 4);
   MomentumAttentionOptions options;
   options.momentum = c.momentum;
   options.step = 0.7f;

@@ -8,27 +8,26 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
 
-#include "kernels/random.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/rpe_attention_parallel.h"
+#include "tests/parallel/mpi/multi_rank_test.h"
+#include "tests/parallel/mpi/shard_comparison.h"
 
 namespace longseq {
 namespace {
-
-using namespace std::chrono_literals;
 
 // The FFT lengths differ with the block sizes, so the round-off differs from one pass's: a few
 // 1e-7 of the largest value in the outputs. The readout gradient (a difference of two terms,
 // g / den and (g . out) / den) amplifies it where a row sees only small weights: up to about 4e-5
 // measured for causal rows near the start.
 constexpr double kTolerance = 1e-5;
+constexpr std::uint64_t kSeed = 2026;  // of the inputs' random streams
 constexpr double kGradientTolerance = 1e-4;
 constexpr std::int64_t kBatch = 2;
 constexpr std::int64_t kHeads = 2;
@@ -64,60 +63,17 @@ std::vector<RpeCase> rpe_cases() {
   return cases;
 }
 
-Tensor normal(ComputeContext& context, const Shape& shape, std::uint64_t stream, float stddev) {
-  const Tensor tensor = Tensor::empty(shape, DType::f32);
-  fill_normal(context, tensor, {2026, stream}, 0.0f, stddev);
-  return tensor;
-}
-
-// max |actual - expected| / max |expected| over this rank's valid positions of a (B, H, S, D)
-// shard; padding positions must hold 0.
-double shard_error(const Tensor& actual, const Tensor& full, const SequenceLayout& layout,
-                   int rank) {
-  const Tensor expected = scatter_shard(full, layout, rank);
-  const std::int64_t row = actual.size(3);
-  double max_error = 0.0;
-  double max_reference = 0.0;
-  for (std::int64_t e = 0; e < actual.numel(); ++e) {
-    const std::int64_t local = (e / row) % layout.shard_length();
-    const float a = actual.data<float>()[e];
-    if (layout.global_position(rank, local) >= layout.global_length()) {
-      EXPECT_EQ(a, 0.0f) << "padding holds " << a;
-      continue;
-    }
-    const double reference = expected.data<float>()[e];
-    max_error = std::max(max_error, std::abs(a - reference));
-    max_reference = std::max(max_reference, std::abs(reference));
-  }
-  return max_reference > 0.0 ? max_error / max_reference : max_error;
-}
-
-double relative_error(const Tensor& actual, const Tensor& expected) {
-  double max_error = 0.0;
-  double max_reference = 0.0;
-  for (std::int64_t e = 0; e < actual.numel(); ++e) {
-    const double reference = expected.data<float>()[e];
-    max_error = std::max(max_error, std::abs(actual.data<float>()[e] - reference));
-    max_reference = std::max(max_reference, std::abs(reference));
-  }
-  return max_reference > 0.0 ? max_error / max_reference : max_error;
-}
-
-class DistributedRpeAttentionTest : public testing::TestWithParam<RpeCase> {
- protected:
-  ComputeContext context_{1};
-  MpiCommunicator world_{MPI_COMM_WORLD, "world", 60s};
-};
+using DistributedRpeAttentionTest = MultiRankTest<RpeCase>;
 
 TEST_P(DistributedRpeAttentionTest, ShardsEqualSingleRank) {
   const RpeCase& c = GetParam();
   const Shape key_shape{kBatch, kHeads, c.length, kKeyDim};
   const Shape value_shape{kBatch, kHeads, c.length, kValueDim};
-  const Tensor q = normal(context_, key_shape, 1, 1.0f);
-  const Tensor k = normal(context_, key_shape, 2, 1.0f);
-  const Tensor v = normal(context_, value_shape, 3, 1.0f);
-  const Tensor b = normal(context_, {kHeads, 2 * c.length - 1}, 4, 0.5f);
-  const Tensor grad_out = normal(context_, value_shape, 5, 1.0f);
+  const Tensor q = normal(context_, key_shape, kSeed, 1, 1.0f);
+  const Tensor k = normal(context_, key_shape, kSeed, 2, 1.0f);
+  const Tensor v = normal(context_, value_shape, kSeed, 3, 1.0f);
+  const Tensor b = normal(context_, {kHeads, 2 * c.length - 1}, kSeed, 4, 0.5f);
+  const Tensor grad_out = normal(context_, value_shape, kSeed, 5, 1.0f);
   RpeAttentionOptions options;
   options.causal = c.causal;
   const Tensor out = Tensor::empty(value_shape, DType::f32);
@@ -139,7 +95,7 @@ TEST_P(DistributedRpeAttentionTest, ShardsEqualSingleRank) {
   const Tensor shard_out = Tensor::empty(shard_v.shape(), DType::f32);
   distributed_rpe_attention_forward(context_, world_, layout, config, shard_q, shard_k, shard_v, b,
                                     shard_out);
-  EXPECT_LE(shard_error(shard_out, out, layout, rank), kTolerance) << "out";
+  EXPECT_LE(shard_relative_error(shard_out, out, layout, rank), kTolerance) << "out";
   const Tensor shard_grad_q = Tensor::empty(shard_q.shape(), DType::f32);
   const Tensor shard_grad_k = Tensor::empty(shard_k.shape(), DType::f32);
   const Tensor shard_grad_v = Tensor::empty(shard_v.shape(), DType::f32);
@@ -148,9 +104,12 @@ TEST_P(DistributedRpeAttentionTest, ShardsEqualSingleRank) {
   distributed_rpe_attention_backward(context_, world_, layout, config, shard_q, shard_k, shard_v, b,
                                      shard_grad_out, shard_grad_q, shard_grad_k, shard_grad_v,
                                      distributed_grad_b, &stats);
-  EXPECT_LE(shard_error(shard_grad_q, grad_q, layout, rank), kGradientTolerance) << "grad_q";
-  EXPECT_LE(shard_error(shard_grad_k, grad_k, layout, rank), kGradientTolerance) << "grad_k";
-  EXPECT_LE(shard_error(shard_grad_v, grad_v, layout, rank), kGradientTolerance) << "grad_v";
+  EXPECT_LE(shard_relative_error(shard_grad_q, grad_q, layout, rank), kGradientTolerance)
+      << "grad_q";
+  EXPECT_LE(shard_relative_error(shard_grad_k, grad_k, layout, rank), kGradientTolerance)
+      << "grad_k";
+  EXPECT_LE(shard_relative_error(shard_grad_v, grad_v, layout, rank), kGradientTolerance)
+      << "grad_v";
   EXPECT_LE(relative_error(distributed_grad_b, grad_b), kGradientTolerance) << "grad_b";
   if (world_.size() > 1) {
     EXPECT_GT(stats.bytes_sent, 0);

@@ -6,18 +6,16 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "parallel/mpi_communicator.h"
 #include "parallel/s4_parallel.h"
+#include "tests/parallel/mpi/multi_rank_test.h"
 
 namespace longseq {
 namespace {
-
-using namespace std::chrono_literals;
 
 constexpr double kTolerance = 1e-4;
 
@@ -67,10 +65,8 @@ double relative_error(const Tensor& actual, const Tensor& expected) {
   return error / std::max(scale, 1e-30);
 }
 
-class DistributedS4Test : public testing::TestWithParam<S4Case> {
+class DistributedS4Test : public MultiRankTest<S4Case> {
  protected:
-  ComputeContext context_{1};
-  MpiCommunicator world_{MPI_COMM_WORLD, "world", 60s};
   std::unique_ptr<MpiCommunicator> self_ = world_.split(world_.rank(), 0, "self");
 };
 
