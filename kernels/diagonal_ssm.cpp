@@ -19,6 +19,7 @@
 //   Bbar = (Abar - 1) B / Lambda, Abar = exp(z), z = dt Lambda, dt = exp(log_dt).
 #include "kernels/diagonal_ssm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <vector>
@@ -27,6 +28,7 @@
 #include "kernels/common/diagonal_ssm_math.h"
 #include "kernels/tensor_checks.h"
 #include "kernels/toeplitz.h"
+#include "runtime/memory.h"
 #include "runtime/philox.h"
 
 namespace longseq {
@@ -266,81 +268,58 @@ Tensor complex_scratch(const Shape& shape, Device device) {
   return Tensor::empty(shape, DType::f32, device);
 }
 
-}  // namespace
+// A sequence cut into pieces of `piece_length` positions (the last one shorter): their shapes,
+// and their positions of (B, H, L) tensors copied to and from contiguous (B, H, n) tensors, one
+// copy per (b, h) row.
+class Pieces {
+ public:
+  Pieces(const SsmShape& whole, std::int64_t piece_length, Device device)
+      : whole_(whole), piece_length_(piece_length), device_(device) {}
 
-double diagonal_ssm_scale(DiagonalSsmKind kind) { return kind == DiagonalSsmKind::s4d ? 2.0 : 1.0; }
+  [[nodiscard]] std::int64_t count() const {
+    return (whole_.length + piece_length_ - 1) / piece_length_;
+  }
+  [[nodiscard]] SsmShape shape(std::int64_t k) const {
+    SsmShape shape = whole_;
+    shape.length = std::min(piece_length_, whole_.length - k * piece_length_);
+    return shape;
+  }
+  [[nodiscard]] Tensor state() const {
+    return Tensor::empty({whole_.batch, whole_.channels, whole_.modes, 2}, DType::f32, device_);
+  }
+  [[nodiscard]] Tensor empty_rows(std::int64_t k) const {
+    return Tensor::empty({whole_.batch, whole_.channels, shape(k).length}, DType::f32, device_);
+  }
+  [[nodiscard]] Tensor rows(const Tensor& whole, std::int64_t k) const {
+    const Tensor piece = empty_rows(k);
+    copy(whole.data<float>() + k * piece_length_, whole_.length, piece.data<float>(), piece.size(2),
+         piece.size(2));
+    return piece;
+  }
+  void place(const Tensor& piece, const Tensor& whole, std::int64_t k) const {
+    copy(piece.data<float>(), piece.size(2), whole.data<float>() + k * piece_length_, whole_.length,
+         piece.size(2));
+  }
 
-DiagonalSsmParameters make_s4d_parameters(std::int64_t channels, std::int64_t state_size,
-                                          std::uint64_t seed) {
-  LONGSEQ_REQUIRE(channels >= 1 && state_size >= 2 && state_size % 2 == 0,
-                  "[s4d] needs channels >= 1 and an even state size >= 2, got {} and {}", channels,
-                  state_size);
-  const std::int64_t modes = state_size / 2;
-  std::vector<double> log_dt, d;
-  std::vector<Complex> lambda, b, c;
-  const double low = std::log(1e-3);
-  const double high = std::log(1e-1);
-  for (std::int64_t h = 0; h < channels; ++h) {
-    log_dt.push_back(low + (high - low) * random_uniform(seed, kLogDtStream, h));
-    d.push_back(random_normal(seed, kDStream, h));
-    for (std::int64_t m = 0; m < modes; ++m) {
-      const std::uint64_t i = static_cast<std::uint64_t>(h * modes + m);
-      lambda.emplace_back(-0.5, kPi * static_cast<double>(m));
-      b.emplace_back(1.0, 0.0);
-      c.emplace_back(std::sqrt(0.5) * random_normal(seed, kCStream, 2 * i),
-                     std::sqrt(0.5) * random_normal(seed, kCStream, 2 * i + 1));
+ private:
+  void copy(const float* from, std::int64_t from_stride, float* to, std::int64_t to_stride,
+            std::int64_t count) const {
+    for (std::int64_t row = 0; row < whole_.batch * whole_.channels; ++row) {
+      copy_bytes(to + row * to_stride, device_, from + row * from_stride, device_,
+                 static_cast<std::size_t>(count) * sizeof(float));
     }
   }
-  return {real_tensor(log_dt, {channels}, Device::cpu),
-          complex_tensor(lambda, {channels, modes, 2}, Device::cpu),
-          complex_tensor(b, {channels, modes, 2}, Device::cpu),
-          complex_tensor(c, {channels, modes, 2}, Device::cpu),
-          real_tensor(d, {channels}, Device::cpu)};
-}
 
-DiagonalSsmParameters make_dss_parameters(std::int64_t channels, std::int64_t state_size,
-                                          std::uint64_t seed, double dt_fixed) {
-  LONGSEQ_REQUIRE(channels >= 1 && state_size >= 1,
-                  "[dss] needs channels >= 1 and a state size >= 1, got {} and {}", channels,
-                  state_size);
-  const std::int64_t modes = state_size;
-  DiagonalSsmParameters p = make_s4d_parameters(channels, 2 * modes, seed);
-  // Shared Lambda_m = -exp(g / 2) / 2 + i pi (m + v), g ~ N(0, 1), v ~ U(-1/2, 1/2): negative real
-  // parts around -1/2, imaginary parts spread over the modes with jitter.
-  std::vector<Complex> lambda;
-  for (std::int64_t m = 0; m < modes; ++m) {
-    const auto i = static_cast<std::uint64_t>(m);
-    const double real = -0.5 * std::exp(0.5 * random_normal(seed, kLambdaStream, 2 * i));
-    const double jitter = random_uniform(seed, kLambdaStream, 2 * i + 1) - 0.5;
-    lambda.emplace_back(real, kPi * (static_cast<double>(m) + jitter));
-  }
-  p.lambda = complex_tensor(lambda, {1, modes, 2}, Device::cpu);
-  if (dt_fixed > 0.0) {
-    p.log_dt =
-        real_tensor(std::vector<double>(static_cast<std::size_t>(channels), std::log(dt_fixed)),
-                    {channels}, Device::cpu);
-  }
-  return p;
-}
+  SsmShape whole_;
+  std::int64_t piece_length_;
+  Device device_;
+};
 
-DiagonalSsmParameters zeros_like(const DiagonalSsmParameters& p) {
-  const auto zero = [](const Tensor& t) {
-    return Tensor::zeros(t.shape(), DType::f32, t.device());
-  };
-  return {zero(p.log_dt), zero(p.lambda), zero(p.b), zero(p.c), zero(p.d)};
-}
-
-void diagonal_ssm_forward(ComputeContext& context, DiagonalSsmKind kind,
-                          const DiagonalSsmParameters& parameters, const Tensor& u,
-                          const Tensor& initial, const Tensor& y, const Tensor& final) {
-  constexpr const char* kOp = "diagonal_ssm_forward";
-  const SsmShape shape = checked_shape(kOp, kind, parameters, u);
+// diagonal_ssm_forward on one piece, checked by the caller.
+void forward_piece(ComputeContext& context, DiagonalSsmKind kind,
+                   const DiagonalSsmParameters& parameters, const SsmShape& shape, const Tensor& u,
+                   const Tensor& initial, const Tensor& y, const Tensor& final) {
   const Device device = u.device();
-  check_state(kOp, "initial", initial, shape, device);
-  check_state(kOp, "final", final, shape, device);
-  if (y.defined()) {
-    check_like(kOp, "y", y, u);
-  }
   const Modes modes = discretise(kind, parameters);
   const Tensor z = modes.z_tensor(device);
   const std::vector<Complex> x_in =
@@ -377,28 +356,14 @@ void diagonal_ssm_forward(ComputeContext& context, DiagonalSsmKind kind,
   }
 }
 
-void diagonal_ssm_backward(ComputeContext& context, DiagonalSsmKind kind,
-                           const DiagonalSsmParameters& parameters, const Tensor& u,
-                           const Tensor& grad_y, const Tensor& initial, const Tensor& grad_final,
-                           const Tensor& grad_u, const DiagonalSsmParameters& grad_parameters,
-                           const Tensor& grad_initial) {
-  constexpr const char* kOp = "diagonal_ssm_backward";
-  const SsmShape shape = checked_shape(kOp, kind, parameters, u);
+// diagonal_ssm_backward on one piece, checked by the caller.
+void backward_piece(ComputeContext& context, DiagonalSsmKind kind,
+                    const DiagonalSsmParameters& parameters, const SsmShape& shape, const Tensor& u,
+                    const Tensor& grad_y, const Tensor& initial, const Tensor& grad_final,
+                    const Tensor& grad_u, const DiagonalSsmParameters& grad_parameters,
+                    const Tensor& grad_initial) {
   const Device device = u.device();
-  check_state(kOp, "initial", initial, shape, device);
-  check_state(kOp, "grad_final", grad_final, shape, device);
-  check_state(kOp, "grad_initial", grad_initial, shape, device);
-  if (grad_y.defined()) {
-    check_like(kOp, "grad_y", grad_y, u);
-  }
-  if (grad_u.defined()) {
-    check_like(kOp, "grad_u", grad_u, u);
-  }
   const bool want_parameters = grad_parameters.log_dt.defined();
-  if (want_parameters) {
-    const SsmShape grad_shape = checked_shape(kOp, kind, grad_parameters, u);
-    static_cast<void>(grad_shape);
-  }
   const Modes modes = discretise(kind, parameters);
   const Tensor z = modes.z_tensor(device);
   const std::size_t per_row = modes.z.size();
@@ -506,6 +471,149 @@ void diagonal_ssm_backward(ComputeContext& context, DiagonalSsmKind kind,
   }
 }
 
+}  // namespace
+
+double diagonal_ssm_scale(DiagonalSsmKind kind) { return kind == DiagonalSsmKind::s4d ? 2.0 : 1.0; }
+
+DiagonalSsmParameters make_s4d_parameters(std::int64_t channels, std::int64_t state_size,
+                                          std::uint64_t seed) {
+  LONGSEQ_REQUIRE(channels >= 1 && state_size >= 2 && state_size % 2 == 0,
+                  "[s4d] needs channels >= 1 and an even state size >= 2, got {} and {}", channels,
+                  state_size);
+  const std::int64_t modes = state_size / 2;
+  std::vector<double> log_dt, d;
+  std::vector<Complex> lambda, b, c;
+  const double low = std::log(1e-3);
+  const double high = std::log(1e-1);
+  for (std::int64_t h = 0; h < channels; ++h) {
+    log_dt.push_back(low + (high - low) * random_uniform(seed, kLogDtStream, h));
+    d.push_back(random_normal(seed, kDStream, h));
+    for (std::int64_t m = 0; m < modes; ++m) {
+      const std::uint64_t i = static_cast<std::uint64_t>(h * modes + m);
+      lambda.emplace_back(-0.5, kPi * static_cast<double>(m));
+      b.emplace_back(1.0, 0.0);
+      c.emplace_back(std::sqrt(0.5) * random_normal(seed, kCStream, 2 * i),
+                     std::sqrt(0.5) * random_normal(seed, kCStream, 2 * i + 1));
+    }
+  }
+  return {real_tensor(log_dt, {channels}, Device::cpu),
+          complex_tensor(lambda, {channels, modes, 2}, Device::cpu),
+          complex_tensor(b, {channels, modes, 2}, Device::cpu),
+          complex_tensor(c, {channels, modes, 2}, Device::cpu),
+          real_tensor(d, {channels}, Device::cpu)};
+}
+
+DiagonalSsmParameters make_dss_parameters(std::int64_t channels, std::int64_t state_size,
+                                          std::uint64_t seed, double dt_fixed) {
+  LONGSEQ_REQUIRE(channels >= 1 && state_size >= 1,
+                  "[dss] needs channels >= 1 and a state size >= 1, got {} and {}", channels,
+                  state_size);
+  const std::int64_t modes = state_size;
+  DiagonalSsmParameters p = make_s4d_parameters(channels, 2 * modes, seed);
+  // Shared Lambda_m = -exp(g / 2) / 2 + i pi (m + v), g ~ N(0, 1), v ~ U(-1/2, 1/2): negative real
+  // parts around -1/2, imaginary parts spread over the modes with jitter.
+  std::vector<Complex> lambda;
+  for (std::int64_t m = 0; m < modes; ++m) {
+    const auto i = static_cast<std::uint64_t>(m);
+    const double real = -0.5 * std::exp(0.5 * random_normal(seed, kLambdaStream, 2 * i));
+    const double jitter = random_uniform(seed, kLambdaStream, 2 * i + 1) - 0.5;
+    lambda.emplace_back(real, kPi * (static_cast<double>(m) + jitter));
+  }
+  p.lambda = complex_tensor(lambda, {1, modes, 2}, Device::cpu);
+  if (dt_fixed > 0.0) {
+    p.log_dt =
+        real_tensor(std::vector<double>(static_cast<std::size_t>(channels), std::log(dt_fixed)),
+                    {channels}, Device::cpu);
+  }
+  return p;
+}
+
+DiagonalSsmParameters zeros_like(const DiagonalSsmParameters& p) {
+  const auto zero = [](const Tensor& t) {
+    return Tensor::zeros(t.shape(), DType::f32, t.device());
+  };
+  return {zero(p.log_dt), zero(p.lambda), zero(p.b), zero(p.c), zero(p.d)};
+}
+
+void diagonal_ssm_forward(ComputeContext& context, DiagonalSsmKind kind,
+                          const DiagonalSsmParameters& parameters, const Tensor& u,
+                          const Tensor& initial, const Tensor& y, const Tensor& final,
+                          std::int64_t piece_length) {
+  constexpr const char* kOp = "diagonal_ssm_forward";
+  const SsmShape shape = checked_shape(kOp, kind, parameters, u);
+  check_state(kOp, "initial", initial, shape, u.device());
+  check_state(kOp, "final", final, shape, u.device());
+  if (y.defined()) {
+    check_like(kOp, "y", y, u);
+  }
+  LONGSEQ_CHECK(piece_length >= 1, "[{}] piece length {} < 1", kOp, piece_length);
+  if (!y.defined() || shape.length <= piece_length) {
+    forward_piece(context, kind, parameters, shape, u, initial, y, final);
+    return;
+  }
+  const Pieces pieces(shape, piece_length, u.device());
+  Tensor state = initial;
+  for (std::int64_t k = 0; k < pieces.count(); ++k) {
+    const bool last = k + 1 == pieces.count();
+    const Tensor next = last ? final : pieces.state();
+    const Tensor piece_y = pieces.empty_rows(k);
+    forward_piece(context, kind, parameters, pieces.shape(k), pieces.rows(u, k), state, piece_y,
+                  next);
+    pieces.place(piece_y, y, k);
+    state = next;
+  }
+}
+
+void diagonal_ssm_backward(ComputeContext& context, DiagonalSsmKind kind,
+                           const DiagonalSsmParameters& parameters, const Tensor& u,
+                           const Tensor& grad_y, const Tensor& initial, const Tensor& grad_final,
+                           const Tensor& grad_u, const DiagonalSsmParameters& grad_parameters,
+                           const Tensor& grad_initial, std::int64_t piece_length) {
+  constexpr const char* kOp = "diagonal_ssm_backward";
+  const SsmShape shape = checked_shape(kOp, kind, parameters, u);
+  const Device device = u.device();
+  check_state(kOp, "initial", initial, shape, device);
+  check_state(kOp, "grad_final", grad_final, shape, device);
+  check_state(kOp, "grad_initial", grad_initial, shape, device);
+  if (grad_y.defined()) {
+    check_like(kOp, "grad_y", grad_y, u);
+  }
+  if (grad_u.defined()) {
+    check_like(kOp, "grad_u", grad_u, u);
+  }
+  if (grad_parameters.log_dt.defined()) {
+    static_cast<void>(checked_shape(kOp, kind, grad_parameters, u));
+  }
+  LONGSEQ_CHECK(piece_length >= 1, "[{}] piece length {} < 1", kOp, piece_length);
+  if (!grad_y.defined() || shape.length <= piece_length) {
+    backward_piece(context, kind, parameters, shape, u, grad_y, initial, grad_final, grad_u,
+                   grad_parameters, grad_initial);
+    return;
+  }
+  // The state each piece starts from (piece 0: `initial`), then the pieces in reverse, each
+  // piece's initial-state gradient becoming the final-state gradient of the piece before it.
+  const Pieces pieces(shape, piece_length, device);
+  std::vector<Tensor> incoming{initial};
+  for (std::int64_t k = 0; k + 1 < pieces.count(); ++k) {
+    const Tensor next = pieces.state();
+    forward_piece(context, kind, parameters, pieces.shape(k), pieces.rows(u, k), incoming.back(),
+                  Tensor(), next);
+    incoming.push_back(next);
+  }
+  Tensor grad_next = grad_final;
+  for (std::int64_t k = pieces.count() - 1; k >= 0; --k) {
+    const Tensor grad_incoming = k > 0 ? pieces.state() : grad_initial;
+    const Tensor piece_grad_u = grad_u.defined() ? pieces.empty_rows(k) : Tensor();
+    backward_piece(context, kind, parameters, pieces.shape(k), pieces.rows(u, k),
+                   pieces.rows(grad_y, k), incoming[static_cast<std::size_t>(k)], grad_next,
+                   piece_grad_u, grad_parameters, grad_incoming);
+    if (grad_u.defined()) {
+      pieces.place(piece_grad_u, grad_u, k);
+    }
+    grad_next = grad_incoming;
+  }
+}
+
 void diagonal_ssm_kernel(ComputeContext& context, DiagonalSsmKind kind,
                          const DiagonalSsmParameters& parameters, const Tensor& kernel) {
   constexpr const char* kOp = "diagonal_ssm_kernel";
@@ -591,20 +699,56 @@ void diagonal_ssm_step(ComputeContext& /*context*/, DiagonalSsmKind kind,
   y.copy_from(real_tensor(out, y.shape(), y.device()));
 }
 
+namespace {
+
+// One piece's FLOPs by the convention of kernels/diagonal_ssm.h; `per_state` is the count per
+// position of each state term (8 forward, 16 backward).
+double piece_flops(const SsmShape& shape, double transforms, double kernel_terms, double per_state,
+                   bool with_initial, bool with_final) {
+  const double states =
+      per_state * static_cast<double>(shape.batch * shape.channels * shape.length * shape.modes);
+  return transforms *
+             toeplitz_product_flops(shape.batch, shape.channels, shape.length, shape.length, 1) +
+         kernel_terms * static_cast<double>(shape.length * shape.modes * shape.channels) +
+         (with_initial ? states : 0.0) + (with_final ? states : 0.0);
+}
+
+}  // namespace
+
 double diagonal_ssm_forward_flops(std::int64_t batch, std::int64_t channels, std::int64_t length,
-                                  std::int64_t modes, bool with_initial, bool with_final) {
-  const double per_state = 8.0 * static_cast<double>(batch * channels * length * modes);
-  return toeplitz_product_flops(batch, channels, length, length, 1) +
-         8.0 * static_cast<double>(length * modes * channels) + (with_initial ? per_state : 0.0) +
-         (with_final ? per_state : 0.0);
+                                  std::int64_t modes, bool with_initial, bool with_final,
+                                  std::int64_t piece_length) {
+  const Pieces pieces({batch, channels, length, modes}, piece_length, Device::cpu);
+  if (pieces.count() <= 1) {
+    return piece_flops(pieces.shape(0), 1.0, 8.0, 8.0, with_initial, with_final);
+  }
+  double flops = 0.0;
+  for (std::int64_t k = 0; k < pieces.count(); ++k) {
+    flops += piece_flops(pieces.shape(k), 1.0, 8.0, 8.0, k > 0 || with_initial,
+                         k + 1 < pieces.count() || with_final);
+  }
+  return flops;
 }
 
 double diagonal_ssm_backward_flops(std::int64_t batch, std::int64_t channels, std::int64_t length,
-                                   std::int64_t modes, bool with_initial, bool with_final) {
-  const double per_state = 16.0 * static_cast<double>(batch * channels * length * modes);
-  return 2.0 * toeplitz_product_flops(batch, channels, length, length, 1) +
-         16.0 * static_cast<double>(length * modes * channels) + (with_initial ? per_state : 0.0) +
-         (with_final ? per_state : 0.0);
+                                   std::int64_t modes, bool with_initial, bool with_final,
+                                   std::int64_t piece_length) {
+  const Pieces pieces({batch, channels, length, modes}, piece_length, Device::cpu);
+  if (pieces.count() <= 1) {
+    return piece_flops(pieces.shape(0), 2.0, 16.0, 16.0, with_initial, with_final);
+  }
+  double flops = 0.0;
+  for (std::int64_t k = 0; k < pieces.count(); ++k) {
+    const bool first = k == 0;
+    const bool last = k + 1 == pieces.count();
+    flops +=
+        piece_flops(pieces.shape(k), 2.0, 16.0, 16.0, !first || with_initial, !last || with_final);
+    // The recomputed final state of every piece but the last.
+    if (!last) {
+      flops += piece_flops(pieces.shape(k), 0.0, 0.0, 8.0, false, true);
+    }
+  }
+  return flops;
 }
 
 }  // namespace longseq

@@ -50,13 +50,19 @@ DiagonalSsmParameters zeros_like(const DiagonalSsmParameters& parameters);
 // scale of the kernel formula: 2 for S4D, 1 for DSS.
 double diagonal_ssm_scale(DiagonalSsmKind kind);
 
-// ---- the layer on one piece of a sequence
+// ---- the layer on a sequence
 //
 // Layouts (contiguous, fp32, all on one device, the parameters too):
 //   u, y          (B, H, L)       H channels, L positions
 //   states        (B, H, M, 2)    complex x per batch row, channel and mode
-// The convolution runs through toeplitz_product (kernels/toeplitz.h) with t of length 2L - 1:
-// t[L - 1 - s] = K_s + D [s = 0] (the direct term D u is K's value at lag 0), t = 0 at j > i.
+// The convolution runs through toeplitz_product (kernels/toeplitz.h) with t of length 2n - 1:
+// t[n - 1 - s] = K_s + D [s = 0] (the direct term D u is K's value at lag 0), t = 0 at j > i,
+// on pieces of n <= piece_length positions, each starting from the state the piece before it
+// ends in (the handoff above). Fixed pieces make the cost linear in L: one FFT of the whole
+// sequence grows as L log L, and on the CPU its working set leaves the cache at a few hundred
+// thousand points. The backward recomputes the states at the piece boundaries and runs the
+// pieces in reverse, handing the initial-state gradient of a piece to the one before it.
+inline constexpr std::int64_t kDiagonalSsmPiece = 16384;
 
 // y = K * u + D u (+ the correction of `initial`); final = Abar^L initial + x_local.
 //   initial  (B, H, M, 2) or undefined: the zero state
@@ -64,7 +70,8 @@ double diagonal_ssm_scale(DiagonalSsmKind kind);
 //   final    may be undefined: not wanted
 void diagonal_ssm_forward(ComputeContext& context, DiagonalSsmKind kind,
                           const DiagonalSsmParameters& parameters, const Tensor& u,
-                          const Tensor& initial, const Tensor& y, const Tensor& final);
+                          const Tensor& initial, const Tensor& y, const Tensor& final,
+                          std::int64_t piece_length = kDiagonalSsmPiece);
 
 // Backward of diagonal_ssm_forward with the same parameters, u and initial state. Complex
 // gradients are stored as (dL/d re, dL/d im).
@@ -78,7 +85,8 @@ void diagonal_ssm_backward(ComputeContext& context, DiagonalSsmKind kind,
                            const DiagonalSsmParameters& parameters, const Tensor& u,
                            const Tensor& grad_y, const Tensor& initial, const Tensor& grad_final,
                            const Tensor& grad_u, const DiagonalSsmParameters& grad_parameters,
-                           const Tensor& grad_initial);
+                           const Tensor& grad_initial,
+                           std::int64_t piece_length = kDiagonalSsmPiece);
 
 // The convolution kernel K (H, L) alone: K_s = scale Re(sum_m C_m Abar_m^s Bbar_m) (no D).
 void diagonal_ssm_kernel(ComputeContext& context, DiagonalSsmKind kind,
@@ -105,15 +113,20 @@ void diagonal_ssm_step(ComputeContext& context, DiagonalSsmKind kind,
 // the products over a block are matrix products (kernels/cpu/diagonal_ssm.cpp).
 inline constexpr std::int64_t kDiagonalSsmBlock = 64;
 
-// FLOP conventions, per call, with B batch rows, H channels, L positions, M modes (a complex
+// FLOP conventions, per piece of n positions, with B batch rows, H channels, M modes (a complex
 // multiply-add counts 8):
-//   forward   toeplitz_product_flops(B, H, L, L, 1) + 8 L M H (kernel generation)
-//             + 8 B H L M each for the correction of an initial state and for the final state
-//   backward  toeplitz backward (twice the forward's transforms) + 16 L M H (the two sums of dK)
-//             + 16 B H L M for each of the correction and the final state
+//   forward   toeplitz_product_flops(B, H, n, n, 1) + 8 n M H (kernel generation)
+//             + 8 B H n M each for the correction of an initial state and for the final state
+//   backward  toeplitz backward (twice the forward's transforms) + 16 n M H (the two sums of dK)
+//             + 16 B H n M for each of the correction and the final state
+// summed over the pieces of the call, where every piece but the first has an initial state and
+// every piece but the last a final one; the backward adds 8 B H n M for recomputing the final
+// state of every piece but the last.
 double diagonal_ssm_forward_flops(std::int64_t batch, std::int64_t channels, std::int64_t length,
-                                  std::int64_t modes, bool with_initial, bool with_final);
+                                  std::int64_t modes, bool with_initial, bool with_final,
+                                  std::int64_t piece_length = kDiagonalSsmPiece);
 double diagonal_ssm_backward_flops(std::int64_t batch, std::int64_t channels, std::int64_t length,
-                                   std::int64_t modes, bool with_initial, bool with_final);
+                                   std::int64_t modes, bool with_initial, bool with_final,
+                                   std::int64_t piece_length = kDiagonalSsmPiece);
 
 }  // namespace longseq

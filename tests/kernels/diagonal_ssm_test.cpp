@@ -27,7 +27,8 @@ struct SsmProblem {
   std::int64_t modes = 4;
   bool with_states = true;  // an incoming state and a gradient of the final state
   std::uint64_t seed = 11;
-  double max_dt = 0.5;  // dt log-uniform in [0.01 max_dt, max_dt]
+  double max_dt = 0.5;                     // dt log-uniform in [0.01 max_dt, max_dt]
+  std::int64_t piece = kDiagonalSsmPiece;  // positions per FFT piece
 };
 
 const char* kind_name(DiagonalSsmKind kind) { return kind == DiagonalSsmKind::s4d ? "s4d" : "dss"; }
@@ -99,13 +100,13 @@ Results run_layer(ComputeContext& context, const SsmProblem& p, const SsmInputs&
   const Tensor initial = optional_on(host.initial, device);
   const Tensor y = Tensor::empty(u.shape(), DType::f32, device);
   const Tensor final = Tensor::empty(state_shape(p), DType::f32, device);
-  diagonal_ssm_forward(context, p.kind, params, u, initial, y, final);
+  diagonal_ssm_forward(context, p.kind, params, u, initial, y, final, p.piece);
   const Tensor grad_u = Tensor::empty(u.shape(), DType::f32, device);
   const DiagonalSsmParameters grads = zeros_like(params);
   const Tensor grad_initial =
       p.with_states ? Tensor::empty(state_shape(p), DType::f32, device) : Tensor();
   diagonal_ssm_backward(context, p.kind, params, u, on_device(host.grad_y, device), initial,
-                        optional_on(host.grad_final, device), grad_u, grads, grad_initial);
+                        optional_on(host.grad_final, device), grad_u, grads, grad_initial, p.piece);
   context.synchronize();
   Results results{{"y", to_host(y)}, {"final", to_host(final)}, {"grad_u", to_host(grad_u)}};
   const std::vector<Tensor> list = parameter_list(grads);
@@ -155,16 +156,17 @@ class DiagonalSsmCase final : public KernelCase {
   explicit DiagonalSsmCase(SsmProblem problem) : p_(problem) {}
 
   [[nodiscard]] std::string name() const override {
-    return fmt::format("{}_b{}_h{}_n{}_m{}{}", kind_name(p_.kind), p_.batch, p_.channels, p_.length,
-                       p_.modes, p_.with_states ? "_states" : "");
+    return fmt::format("{}_b{}_h{}_n{}_m{}{}{}", kind_name(p_.kind), p_.batch, p_.channels,
+                       p_.length, p_.modes, p_.with_states ? "_states" : "",
+                       p_.piece < p_.length ? fmt::format("_pieces{}", p_.piece) : "");
   }
   [[nodiscard]] std::vector<DType> dtypes(Device /*device*/) const override { return {DType::f32}; }
   [[nodiscard]] double tolerance(DType /*dtype*/) const override { return 1e-4; }
   [[nodiscard]] double flops() const override {
     return diagonal_ssm_forward_flops(p_.batch, p_.channels, p_.length, p_.modes, p_.with_states,
-                                      true) +
+                                      true, p_.piece) +
            diagonal_ssm_backward_flops(p_.batch, p_.channels, p_.length, p_.modes, p_.with_states,
-                                       p_.with_states);
+                                       p_.with_states, p_.piece);
   }
   [[nodiscard]] Results run(ComputeContext& context, Device device,
                             DType /*dtype*/) const override {
@@ -232,9 +234,16 @@ std::vector<KernelCasePtr> diagonal_ssm_cases() {
         SsmProblem{.kind = kind, .batch = 1, .channels = 1, .length = 1, .modes = 3}));
     cases.push_back(std::make_shared<DiagonalSsmKernelCase>(
         SsmProblem{.kind = kind, .channels = 3, .length = 9000, .modes = 16}));
+    // Pieces with the handoff between them, a short last piece, with and without states.
+    for (const bool states : {true, false}) {
+      cases.push_back(std::make_shared<DiagonalSsmCase>(
+          SsmProblem{.kind = kind, .length = 45, .with_states = states, .piece = 16}));
+    }
   }
   cases.push_back(std::make_shared<DiagonalSsmCase>(
       SsmProblem{.batch = 1, .channels = 1, .length = 4200, .modes = 2, .with_states = true}));
+  cases.push_back(std::make_shared<DiagonalSsmCase>(SsmProblem{
+      .batch = 1, .channels = 1, .length = 4200, .modes = 2, .with_states = true, .piece = 1000}));
   // The paper's state size (M = 32, phases up to 10 radians per step) and dt range.
   cases.push_back(std::make_shared<DiagonalSsmCase>(
       SsmProblem{.batch = 1, .channels = 2, .length = 64, .modes = 32, .max_dt = 0.1}));
