@@ -50,12 +50,12 @@ struct MixerOptions {
   // draws the same values from it.
   std::uint64_t seed = 0;
   // Mechanism settings: each mixer reads the ones it has and ignores the others.
-  std::int64_t features = 256;        // performer: random features m
-  std::int64_t redraw_interval = 0;   // performer: redraw the features every this many steps (0: never)
-  std::int64_t state_size = 64;       // s4, s4d, dss, gss: SSM state size N
-  std::int64_t local_chunk = 0;       // gss: interleaved chunked local softmax attention (0: none)
-  double momentum = 0.5;              // momentum: mu
-  double momentum_step = 0.8;         // momentum: gamma
+  std::int64_t features = 256;       // performer: random features m
+  std::int64_t redraw_interval = 0;  // performer: redraw every this many steps (0: never)
+  std::int64_t state_size = 64;      // s4, s4d, dss, gss: SSM state size N
+  std::int64_t local_chunk = 0;      // gss: interleaved chunked local softmax attention (0: none)
+  double momentum = 0.5;             // momentum: mu
+  double momentum_step = 0.8;        // momentum: gamma
 };
 
 // What the last forward or backward call did, for benchmarks.
@@ -76,6 +76,11 @@ class Mixer {
   [[nodiscard]] virtual std::vector<TensorSpec> output_specs(
       std::int64_t sequence_length) const = 0;
   [[nodiscard]] virtual std::string flop_convention() const = 0;
+  // FLOPs of one forward / backward pass over the whole sequence of `sequence_length` positions by
+  // flop_convention(), summed over all ranks (so independent of the rank count): exactly what
+  // last_stats().flops reports after that pass. Lets suites predict the work of a run up front.
+  [[nodiscard]] virtual double forward_flops(std::int64_t sequence_length) const = 0;
+  [[nodiscard]] virtual double backward_flops(std::int64_t sequence_length) const = 0;
   // The values of MixerOptions::strategy this mixer offers, e.g. {"ring", "alltoall"}; empty for a
   // mixer with a single way of distributing, which ignores MixerOptions::strategy. Lets tests and
   // suites enumerate strategies without knowing the mixer.

@@ -79,9 +79,7 @@ class DiagonalSsmMixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_diagonal_ssm_forward(context.compute, context.sequence_group, context.layout,
                                      config_, parameters_, u_, outputs[0], &stats);
-    stats_ = mixer_stats_of(
-        stats, diagonal_ssm_forward_flops(options_.batch, channels_, context.layout.global_length(),
-                                          modes(), false, false));
+    stats_ = mixer_stats_of(stats, forward_flops(context.layout.global_length()));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -93,12 +91,18 @@ class DiagonalSsmMixer final : public Mixer {
     distributed_diagonal_ssm_backward(context.compute, context.sequence_group, context.layout,
                                       config_, parameters_, u_, grad_outputs[0], grad_inputs[0],
                                       gradients_, &stats);
-    stats_ = mixer_stats_of(
-        stats, diagonal_ssm_backward_flops(options_.batch, channels_,
-                                           context.layout.global_length(), modes(), false, false));
+    stats_ = mixer_stats_of(stats, backward_flops(context.layout.global_length()));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
+
+  [[nodiscard]] double forward_flops(std::int64_t length) const override {
+    return diagonal_ssm_forward_flops(options_.batch, channels_, length, modes(), false, false);
+  }
+
+  [[nodiscard]] double backward_flops(std::int64_t length) const override {
+    return diagonal_ssm_backward_flops(options_.batch, channels_, length, modes(), false, false);
+  }
 
  private:
   static std::vector<Tensor> list(const DiagonalSsmParameters& p) {

@@ -75,21 +75,25 @@ class ExactAttentionMixer final : public Mixer {
     distributed_attention_backward(context.compute, context.sequence_group, context.layout, config_,
                                    q_, k_, v_, out_, lse_, grad_outputs[0], grad_inputs[0],
                                    grad_inputs[1], grad_inputs[2], &stats);
-    stats_ = mixer_stats_of(stats, 2.5 * forward_flops(context.layout.global_length()));
+    stats_ = mixer_stats_of(stats, backward_flops(context.layout.global_length()));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
 
- private:
-  // Per rank's share is not counted separately: the figure is the whole problem's FLOPs, so that
-  // GFLOP/s over the slowest rank's time is the job's throughput.
-  [[nodiscard]] double forward_flops(std::int64_t length) const {
+  // The whole problem's FLOPs, not a rank's share, so that GFLOP/s over the slowest rank's time is
+  // the job's throughput.
+  [[nodiscard]] double forward_flops(std::int64_t length) const override {
     const double dense = 4.0 * static_cast<double>(length) * static_cast<double>(length) *
                          static_cast<double>(options_.head_dim) *
                          static_cast<double>(options_.batch * options_.heads);
     return options_.causal ? dense / 2.0 : dense;
   }
 
+  [[nodiscard]] double backward_flops(std::int64_t length) const override {
+    return 2.5 * forward_flops(length);
+  }
+
+ private:
   MixerOptions options_;
   std::int64_t kv_heads_;
   DistributedAttentionConfig config_;

@@ -90,7 +90,7 @@ class GssMixer final : public Mixer {
     if (!attention_) {
       block_.forward(context, inputs[0], outputs[0]);
       add_stats(stats_, block_.last_stats());
-      stats_.flops = block_.forward_flops(length);
+      stats_.flops = forward_flops(length);
       return;
     }
     between_ = Tensor::empty(inputs[0].shape(), DType::f32);
@@ -98,7 +98,7 @@ class GssMixer final : public Mixer {
     attention_->forward(context, between_, outputs[0]);
     add_stats(stats_, block_.last_stats());
     add_stats(stats_, attention_->last_stats());
-    stats_.flops = block_.forward_flops(length) + attention_->forward_flops(length);
+    stats_.flops = forward_flops(length);
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -110,7 +110,7 @@ class GssMixer final : public Mixer {
     if (!attention_) {
       block_.backward(context, grad_outputs[0], grad_inputs[0]);
       add_stats(stats_, block_.last_stats());
-      stats_.flops = block_.backward_flops(length);
+      stats_.flops = backward_flops(length);
       return;
     }
     LONGSEQ_CHECK(between_.defined(), "[gss] backward before forward");
@@ -119,10 +119,18 @@ class GssMixer final : public Mixer {
     block_.backward(context, grad_between, grad_inputs[0]);
     add_stats(stats_, block_.last_stats());
     add_stats(stats_, attention_->last_stats());
-    stats_.flops = block_.backward_flops(length) + attention_->backward_flops(length);
+    stats_.flops = backward_flops(length);
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
+
+  [[nodiscard]] double forward_flops(std::int64_t length) const override {
+    return block_.forward_flops(length) + (attention_ ? attention_->forward_flops(length) : 0.0);
+  }
+
+  [[nodiscard]] double backward_flops(std::int64_t length) const override {
+    return block_.backward_flops(length) + (attention_ ? attention_->backward_flops(length) : 0.0);
+  }
 
   [[nodiscard]] std::vector<TensorSpec> parameter_specs(std::int64_t /*length*/) const override {
     return joined(&ParameterSet::specs);

@@ -56,8 +56,7 @@ class MomentumAttentionMixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_momentum_attention_forward(context.compute, context.sequence_group, context.layout,
                                            config_, q_, k_, v_, outputs[0], &stats);
-    stats_ = mixer_stats_of(
-        stats, momentum_attention_forward_flops(shape(context.layout.global_length())));
+    stats_ = mixer_stats_of(stats, forward_flops(context.layout.global_length()));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -69,11 +68,18 @@ class MomentumAttentionMixer final : public Mixer {
     distributed_momentum_attention_backward(context.compute, context.sequence_group, context.layout,
                                             config_, q_, k_, v_, grad_outputs[0], grad_inputs[0],
                                             grad_inputs[1], grad_inputs[2], &stats);
-    stats_ = mixer_stats_of(
-        stats, momentum_attention_backward_flops(shape(context.layout.global_length())));
+    stats_ = mixer_stats_of(stats, backward_flops(context.layout.global_length()));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
+
+  [[nodiscard]] double forward_flops(std::int64_t length) const override {
+    return momentum_attention_forward_flops(shape(length));
+  }
+
+  [[nodiscard]] double backward_flops(std::int64_t length) const override {
+    return momentum_attention_backward_flops(shape(length));
+  }
 
  private:
   [[nodiscard]] MomentumAttentionShape shape(std::int64_t length) const {

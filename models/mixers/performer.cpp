@@ -74,9 +74,7 @@ class PerformerMixer final : public Mixer {
     distributed_linear_attention_forward(context.compute, context.sequence_group, context.layout,
                                          config_, features_q_, features_k_, v_, log_scale_k_,
                                          outputs[0], &stats);
-    const std::int64_t length = context.layout.global_length();
-    stats_ = mixer_stats_of(stats,
-                            feature_flops(length) + linear_attention_forward_flops(shape(length)));
+    stats_ = mixer_stats_of(stats, forward_flops(context.layout.global_length()));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -96,12 +94,18 @@ class PerformerMixer final : public Mixer {
                                 grad_features_q, grad_inputs[0]);
     performer_features_backward(context.compute, k_, forward_projection_, features_k_,
                                 grad_features_k, grad_inputs[1]);
-    const std::int64_t length = context.layout.global_length();
-    stats_ = mixer_stats_of(stats,
-                            feature_flops(length) + linear_attention_backward_flops(shape(length)));
+    stats_ = mixer_stats_of(stats, backward_flops(context.layout.global_length()));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
+
+  [[nodiscard]] double forward_flops(std::int64_t length) const override {
+    return feature_flops(length) + linear_attention_forward_flops(shape(length));
+  }
+
+  [[nodiscard]] double backward_flops(std::int64_t length) const override {
+    return feature_flops(length) + linear_attention_backward_flops(shape(length));
+  }
 
  private:
   // W of the current epoch, drawn when the epoch changes.

@@ -77,10 +77,7 @@ class RpeFftMixer final : public Mixer {
       distributed_rpe_attention_forward(context.compute, context.sequence_group, context.layout,
                                         config_, q_, k_, v_, b_, outputs[0], &stats);
     }
-    const std::int64_t n = context.layout.global_length();
-    stats_ = mixer_stats_of(
-        stats, rpe_attention_block_forward_flops(options_.batch, options_.heads, n, n,
-                                                 options_.head_dim, options_.head_dim));
+    stats_ = mixer_stats_of(stats, forward_flops(context.layout.global_length()));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -98,13 +95,20 @@ class RpeFftMixer final : public Mixer {
                                          config_, q_, k_, v_, b_, grad_outputs[0], grad_inputs[0],
                                          grad_inputs[1], grad_inputs[2], grad_b_, &stats);
     }
-    const std::int64_t n = context.layout.global_length();
-    stats_ = mixer_stats_of(
-        stats, rpe_attention_block_backward_flops(options_.batch, options_.heads, n, n,
-                                                  options_.head_dim, options_.head_dim));
+    stats_ = mixer_stats_of(stats, backward_flops(context.layout.global_length()));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
+
+  [[nodiscard]] double forward_flops(std::int64_t length) const override {
+    return rpe_attention_block_forward_flops(options_.batch, options_.heads, length, length,
+                                             options_.head_dim, options_.head_dim);
+  }
+
+  [[nodiscard]] double backward_flops(std::int64_t length) const override {
+    return rpe_attention_block_backward_flops(options_.batch, options_.heads, length, length,
+                                              options_.head_dim, options_.head_dim);
+  }
 
  private:
   [[nodiscard]] RpeAttentionOptions options() const {

@@ -67,9 +67,7 @@ class S4Mixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_s4_forward(context.compute, context.sequence_group, context.layout, config_,
                            parameters_, u_, outputs[0], &stats);
-    stats_ = mixer_stats_of(
-        stats, s4_forward_flops(options_.batch, channels_, context.layout.global_length(),
-                                options_.state_size / 2));
+    stats_ = mixer_stats_of(stats, forward_flops(context.layout.global_length()));
   }
 
   void backward(ShardContext& context, std::span<const Tensor> grad_outputs,
@@ -80,12 +78,18 @@ class S4Mixer final : public Mixer {
     DistributedAttentionStats stats;
     distributed_s4_backward(context.compute, context.sequence_group, context.layout, config_,
                             parameters_, u_, grad_outputs[0], grad_inputs[0], gradients_, &stats);
-    stats_ = mixer_stats_of(
-        stats, s4_backward_flops(options_.batch, channels_, context.layout.global_length(),
-                                 options_.state_size / 2));
+    stats_ = mixer_stats_of(stats, backward_flops(context.layout.global_length()));
   }
 
   [[nodiscard]] MixerStats last_stats() const override { return stats_; }
+
+  [[nodiscard]] double forward_flops(std::int64_t length) const override {
+    return s4_forward_flops(options_.batch, channels_, length, options_.state_size / 2);
+  }
+
+  [[nodiscard]] double backward_flops(std::int64_t length) const override {
+    return s4_backward_flops(options_.batch, channels_, length, options_.state_size / 2);
+  }
 
  private:
   MixerOptions options_;
