@@ -2,6 +2,8 @@
 
 #include <mpi.h>
 
+#include <cstdlib>
+
 #include "parallel/mpi_check.h"
 
 namespace longseq {
@@ -55,6 +57,11 @@ std::string MpiSession::library_version() {
     version.pop_back();
   }
   return version;
+}
+
+void MpiSession::abort_job(int code) const {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);  // MPI_Abort does not return; this line only tells the compiler so
 }
 
 }  // namespace longseq

@@ -27,6 +27,9 @@ class MpiSession {
   [[nodiscard]] std::string thread_level_name() const;
   // The library's own description, e.g. "Open MPI v4.1.4, ...".
   [[nodiscard]] static std::string library_version();
+  // Ends every process of the job with `code` (MPI_Abort on the world): for a failure that other
+  // ranks, waiting in a collective, could never learn of.
+  [[noreturn]] void abort_job(int code) const;
 
  private:
   bool owns_mpi_ = false;

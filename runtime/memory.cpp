@@ -14,6 +14,7 @@ namespace {
 struct MemoryCounters {
   std::atomic<std::int64_t> current{0};
   std::atomic<std::int64_t> peak{0};
+  std::atomic<std::int64_t> limit{0};
 };
 
 MemoryCounters& counters(Device device) {
@@ -42,10 +43,21 @@ void reset_peak_memory(Device device) {
   c.peak.store(c.current.load());
 }
 
+void set_memory_limit(Device device, std::int64_t bytes) {
+  LONGSEQ_CHECK(bytes >= 0, "[set_memory_limit] negative limit {}", bytes);
+  counters(device).limit.store(bytes);
+}
+
 void* allocate(Device device, std::size_t bytes) {
   if (bytes == 0) {
     return nullptr;
   }
+  const MemoryCounters& c = counters(device);
+  const std::int64_t limit = c.limit.load();
+  LONGSEQ_REQUIRE(limit == 0 || c.current.load() + static_cast<std::int64_t>(bytes) <= limit,
+                  "[allocate] {} bytes more on {} would exceed the memory limit of {} bytes ({} "
+                  "held)",
+                  bytes, device_name(device), limit, c.current.load());
   void* pointer = nullptr;
   if (device == Device::cpu) {
     const std::size_t rounded = (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;

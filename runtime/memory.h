@@ -21,6 +21,10 @@ struct MemoryUsage {
 MemoryUsage memory_usage(Device device);
 // Sets the peak to the current allocation, so a later peak measures growth from now.
 void reset_peak_memory(Device device);
+// Caps the bytes held through allocate() on `device` (0: no cap, the default): an allocation that
+// would hold more throws UserError naming the cap, so that a benchmark run that outgrows its
+// memory limit fails cleanly instead of swapping or being killed.
+void set_memory_limit(Device device, std::int64_t bytes);
 
 // Throws Error when the allocation fails; a zero-byte request returns nullptr.
 void* allocate(Device device, std::size_t bytes);

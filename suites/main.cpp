@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "suites/info.h"
 #include "suites/mixer_bench.h"
 #include "suites/report_format.h"
+#include "suites/suite_commands.h"
 
 namespace {
 
@@ -26,25 +28,6 @@ struct BenchRequest {
   bool json = false;
   longseq::BenchConfig config;
 };
-
-// The yardstick is measured by rank 0 alone (the other ranks wait), so that P ranks on one machine
-// do not contend for its cores, and shared with every rank.
-longseq::Yardstick shared_yardstick(longseq::ComputeContext& context, longseq::Communicator& world,
-                                    longseq::Device device, longseq::DType dtype) {
-  longseq::Yardstick yardstick;
-  if (world.rank() == 0) {
-    yardstick = longseq::measure_yardstick(context, device, dtype);
-  } else {
-    yardstick.name = device == longseq::Device::cuda ? "cuBLAS GEMM" : "OpenBLAS sgemm";
-  }
-  const longseq::Tensor value = longseq::Tensor::zeros({2}, longseq::DType::f64);
-  value.data<double>()[0] = yardstick.gflops;
-  value.data<double>()[1] = yardstick.n;
-  world.broadcast(value, 0);
-  yardstick.gflops = value.data<double>()[0];
-  yardstick.n = static_cast<int>(value.data<double>()[1]);
-  return yardstick;
-}
 
 int run_bench(int* argc, char*** argv, BenchRequest request, int threads) {
   longseq::BenchConfig config = request.config;
@@ -59,8 +42,8 @@ int run_bench(int* argc, char*** argv, BenchRequest request, int threads) {
     throw longseq::UserError(fmt::format("bench: --device cuda but no usable GPU ({})",
                                          longseq::cuda_unavailable_reason()));
   }
-  const longseq::Yardstick yardstick =
-      shared_yardstick(context, *world, config.mixer_options.device, config.mixer_options.dtype);
+  const longseq::Yardstick yardstick = longseq::measure_shared_yardstick(
+      context, *world, config.mixer_options.device, config.mixer_options.dtype);
   std::vector<longseq::BenchResult> results;
   for (const std::string& mixer : request.mixers) {
     for (const std::int64_t length : request.lengths) {
@@ -135,6 +118,8 @@ int main(int argc, char** argv) {
                   "report the error against a single-rank run of the same inputs");
   bench->add_flag("--json", request.json, "one JSON object per result instead of a table");
 
+  longseq::SuiteCommands suite_commands(app, argv[0]);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -151,6 +136,9 @@ int main(int argc, char** argv) {
       longseq::ComputeContext context(threads);
       std::cout << longseq::describe_build_and_machine(context, info_json);
       return 0;
+    }
+    if (const std::optional<int> code = suite_commands.run(&argc, &argv, threads)) {
+      return *code;
     }
     return run_bench(&argc, &argv, request, threads);
   } catch (const longseq::UserError& e) {

@@ -49,4 +49,21 @@ Yardstick measure_yardstick(ComputeContext& context, Device device, DType dtype,
   return yardstick;
 }
 
+Yardstick measure_shared_yardstick(ComputeContext& context, Communicator& world, Device device,
+                                   DType dtype) {
+  Yardstick yardstick;
+  if (world.rank() == 0) {
+    yardstick = measure_yardstick(context, device, dtype);
+  } else {
+    yardstick.name = device == Device::cuda ? "cuBLAS GEMM" : "OpenBLAS sgemm";
+  }
+  const Tensor value = Tensor::zeros({2}, DType::f64);
+  value.data<double>()[0] = yardstick.gflops;
+  value.data<double>()[1] = yardstick.n;
+  world.broadcast(value, 0);
+  yardstick.gflops = value.data<double>()[0];
+  yardstick.n = static_cast<int>(value.data<double>()[1]);
+  return yardstick;
+}
+
 }  // namespace longseq
