@@ -719,9 +719,6 @@ double diagonal_ssm_forward_flops(std::int64_t batch, std::int64_t channels, std
                                   std::int64_t modes, bool with_initial, bool with_final,
                                   std::int64_t piece_length) {
   const Pieces pieces({batch, channels, length, modes}, piece_length, Device::cpu);
-  if (pieces.count() <= 1) {
-    return piece_flops(pieces.shape(0), 1.0, 8.0, 8.0, with_initial, with_final);
-  }
   double flops = 0.0;
   for (std::int64_t k = 0; k < pieces.count(); ++k) {
     flops += piece_flops(pieces.shape(k), 1.0, 8.0, 8.0, k > 0 || with_initial,
@@ -734,9 +731,6 @@ double diagonal_ssm_backward_flops(std::int64_t batch, std::int64_t channels, st
                                    std::int64_t modes, bool with_initial, bool with_final,
                                    std::int64_t piece_length) {
   const Pieces pieces({batch, channels, length, modes}, piece_length, Device::cpu);
-  if (pieces.count() <= 1) {
-    return piece_flops(pieces.shape(0), 2.0, 16.0, 16.0, with_initial, with_final);
-  }
   double flops = 0.0;
   for (std::int64_t k = 0; k < pieces.count(); ++k) {
     const bool first = k == 0;
