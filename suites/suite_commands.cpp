@@ -70,7 +70,7 @@ int report_file(const std::string& input, std::string plot_dir, bool plots, std:
 
 }  // namespace
 
-SuiteCommands::SuiteCommands(CLI::App& app, std::string executable)
+SuiteCommands::SuiteCommands(CLI::App& app, const std::string& executable)
     : executable_(own_path(executable)) {
   suite_ = app.add_subcommand("suite", "plan, run, collect or export a YAML benchmark suite");
   suite_->require_subcommand(1);

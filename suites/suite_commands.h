@@ -17,7 +17,7 @@ namespace longseq {
 class SuiteCommands {
  public:
   // `executable`: how this program was started (argv[0]), resolved to its own path.
-  SuiteCommands(CLI::App& app, std::string executable);
+  SuiteCommands(CLI::App& app, const std::string& executable);
 
   // Runs the command that was parsed; nullopt when it was none of these. Returns the exit code.
   std::optional<int> run(int* argc, char*** argv, int threads);

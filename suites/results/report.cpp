@@ -23,6 +23,7 @@ struct Group {
 
 std::vector<Group> group_records(const std::vector<RunRecord>& records) {
   std::vector<const RunRecord*> all;
+  all.reserve(records.size());
   for (const RunRecord& record : records) {
     all.push_back(&record);
   }

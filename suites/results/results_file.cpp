@@ -78,7 +78,7 @@ std::string csv_cell(const FieldValue& value) {
   if (const auto* real = std::get_if<double>(&value)) {
     return fmt::format("{}", *real);  // shortest text that reads back to the same double
   }
-  const std::string text = field_text(value);
+  std::string text = field_text(value);
   if (text.find_first_of(",\"\r\n") == std::string::npos) {
     return text;
   }

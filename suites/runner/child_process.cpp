@@ -36,6 +36,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv,
   LONGSEQ_REQUIRE(log >= 0, "suite: cannot write the log {}: {}", log_path, std::strerror(errno));
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const std::string& arg : argv) {
     args.push_back(const_cast<char*>(arg.c_str()));
   }
@@ -53,6 +54,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv,
     }
   }
   std::vector<char*> envp;
+  envp.reserve(entries.size() + 1);
   for (std::string& entry : entries) {
     envp.push_back(entry.data());
   }

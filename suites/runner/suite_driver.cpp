@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -65,7 +66,7 @@ double seconds_since(Clock::time_point start) {
 }
 
 std::string duration_text(double seconds) {
-  const auto total = static_cast<long>(seconds + 0.5);
+  const long total = std::lround(seconds);
   if (total >= 3600) {
     return fmt::format("{}h{:02}m", total / 3600, (total / 60) % 60);
   }

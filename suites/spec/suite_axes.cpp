@@ -22,9 +22,9 @@ enum class ValueKind : std::uint8_t { text, integer, flag, number };
 // The ranges are generous: anything beyond them is a typo, not a run (a sequence of 2^34 tokens,
 // a model 1024 heads wide).
 struct AxisRow {
-  Axis axis;
-  const char* name;
-  ValueKind kind;
+  Axis axis{};
+  const char* name = "";
+  ValueKind kind{};
   std::int64_t min = 0;
   std::int64_t max = 0;
 };
