@@ -22,4 +22,5 @@ inline std::string describe_mpi_status(int status) {
 
 }  // namespace longseq
 
-#define MPI_CHECK(call) LONGSEQ_CHECK_STATUS(call, MPI_SUCCESS, ::longseq::describe_mpi_status)
+#define MPI_CHECK(call) \
+  LONGSEQ_CHECK_STATUS_TEXT(call, #call, MPI_SUCCESS, ::longseq::describe_mpi_status)

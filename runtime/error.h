@@ -61,11 +61,15 @@ std::string process_location();
   } while (0)
 
 // Generic library-call check: `call` returns a status; anything other than `ok` is an Error whose
-// message holds the call text and `describe(status)`.
-#define LONGSEQ_CHECK_STATUS(call, ok, describe)                                           \
-  do {                                                                                     \
-    auto longseq_status_ = (call);                                                         \
-    if (longseq_status_ != (ok)) {                                                         \
-      ::longseq::raise_call_failure(#call, describe(longseq_status_), __FILE__, __LINE__); \
-    }                                                                                      \
+// message holds `text` (the call as written) and `describe(status)`. A family macro passes #call
+// itself: stringified one macro level down, the text would show the call after expansion
+// (MPI_COMM_WORLD, H5P_DEFAULT as their definitions).
+#define LONGSEQ_CHECK_STATUS_TEXT(call, text, ok, describe)                               \
+  do {                                                                                    \
+    auto longseq_status_ = (call);                                                        \
+    if (longseq_status_ != (ok)) {                                                        \
+      ::longseq::raise_call_failure(text, describe(longseq_status_), __FILE__, __LINE__); \
+    }                                                                                     \
   } while (0)
+#define LONGSEQ_CHECK_STATUS(call, ok, describe) \
+  LONGSEQ_CHECK_STATUS_TEXT(call, #call, ok, describe)

@@ -70,7 +70,7 @@ class Hdf5Id {
 }  // namespace longseq
 
 #define HDF5_CHECK(call) \
-  LONGSEQ_CHECK_STATUS(call, ::longseq::Hdf5Success{}, ::longseq::describe_hdf5_status)
+  LONGSEQ_CHECK_STATUS_TEXT(call, #call, ::longseq::Hdf5Success{}, ::longseq::describe_hdf5_status)
 
 #define HDF5_ID(call)                                                                      \
   ::longseq::Hdf5Id::take(((void)::longseq::silence_hdf5_error_printing(), (call)), #call, \

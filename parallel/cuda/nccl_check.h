@@ -15,4 +15,5 @@ inline std::string describe_nccl_status(ncclResult_t status) {
 
 }  // namespace longseq
 
-#define NCCL_CHECK(call) LONGSEQ_CHECK_STATUS(call, ncclSuccess, ::longseq::describe_nccl_status)
+#define NCCL_CHECK(call) \
+  LONGSEQ_CHECK_STATUS_TEXT(call, #call, ncclSuccess, ::longseq::describe_nccl_status)

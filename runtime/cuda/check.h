@@ -55,10 +55,11 @@ inline std::string describe_cufft_status(cufftResult status) {
 
 }  // namespace longseq
 
-#define CUDA_CHECK(call) LONGSEQ_CHECK_STATUS(call, cudaSuccess, ::longseq::describe_cuda_status)
+#define CUDA_CHECK(call) \
+  LONGSEQ_CHECK_STATUS_TEXT(call, #call, cudaSuccess, ::longseq::describe_cuda_status)
 #define CUBLAS_CHECK(call) \
-  LONGSEQ_CHECK_STATUS(call, CUBLAS_STATUS_SUCCESS, ::longseq::describe_cublas_status)
+  LONGSEQ_CHECK_STATUS_TEXT(call, #call, CUBLAS_STATUS_SUCCESS, ::longseq::describe_cublas_status)
 #define CUFFT_CHECK(call) \
-  LONGSEQ_CHECK_STATUS(call, CUFFT_SUCCESS, ::longseq::describe_cufft_status)
+  LONGSEQ_CHECK_STATUS_TEXT(call, #call, CUFFT_SUCCESS, ::longseq::describe_cufft_status)
 // After a kernel launch: reports launch-configuration errors at the launch site.
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())

@@ -338,8 +338,9 @@ TEST(Hdf5Check, FailingCallThrowsWithCallTextAndStackWithoutPrinting) {
     HDF5_CHECK(H5Gclose(H5I_INVALID_HID));
     ADD_FAILURE() << "closed an invalid id";
   } catch (const Error& e) {
-    // The call text is the call after macro expansion (H5I_INVALID_HID is a macro).
-    EXPECT_NE(std::string(e.what()).find("`H5Gclose("), std::string::npos) << e.what();
+    // The call as written, not after macro expansion (H5I_INVALID_HID is a macro).
+    EXPECT_NE(std::string(e.what()).find("`H5Gclose(H5I_INVALID_HID)`"), std::string::npos)
+        << e.what();
   }
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
 }
